@@ -1,0 +1,37 @@
+# lvo-triage: `make demo` and `make test` (see README.md). Each creates .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint evaluate clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	rm -rf demo
+	$(BIN)/lvo-triage synth demo/studies --n 2 --seed 7
+	@echo "--- ground truth (demo/studies/labels.csv):"; cat demo/studies/labels.csv
+	@echo "--- lvo-triage run demo/studies --out demo/out:"
+	$(BIN)/lvo-triage run demo/studies --out demo/out
+
+lint: setup
+	$(BIN)/ruff check lvo_triage tests scripts
+	$(BIN)/ruff format --check lvo_triage tests scripts
+	$(BIN)/mypy lvo_triage
+
+test: lint
+	$(BIN)/pytest -m "not slow" -q
+
+evaluate: setup
+	$(BIN)/python scripts/evaluate.py --model models/lvo-detector.onnx
+
+clean:
+	rm -rf demo .pytest_cache .mypy_cache .ruff_cache

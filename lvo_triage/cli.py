@@ -1,0 +1,98 @@
+"""Command line: the only place that parses arguments and reads configs/."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lvo_triage import __version__
+from lvo_triage.errors import ConfigError, LvoTriageError
+
+log = logging.getLogger("lvo_triage")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lvo-triage",
+        description="Large vessel occlusion triage of head CTAs. NOT FOR CLINICAL USE.",
+    )
+    parser.add_argument("--version", action="version", version=f"lvo-triage {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="triage every study found under PATH")
+    run.add_argument("path", type=Path, metavar="PATH", help="folder (any nesting) or file")
+    run.add_argument("--out", type=Path, help="write OUT/<StudyInstanceUID>/result.json and timing")
+    run.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
+    run.add_argument("--json", action="store_true", help="print JSON Lines results on stdout")
+
+    synth = sub.add_parser("synth", help="write synthetic CTA studies (DICOM) and labels.csv")
+    synth.add_argument("out", type=Path, metavar="OUT")
+    synth.add_argument("--n", type=int, default=2, help="number of studies (default 2)")
+    synth.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    synth.add_argument("--fast", action="store_true", help="small low-resolution studies")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lvo_triage.config import load_settings
+    from lvo_triage.pipeline import Engine, triage_path
+    from lvo_triage.result import Status
+
+    if not args.path.exists():
+        raise UsageError(f"PATH {str(args.path)!r} does not exist")
+    settings = load_settings(args.config)
+    engine = Engine.create(settings)
+    log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
+    results = triage_path(engine, args.path, out=args.out)
+    for result in results:
+        print(result.to_json() if args.json else result.headline(), flush=True)
+    failed = [r for r in results if r.status is Status.ERROR]
+    if failed:
+        log.error(
+            "%d of %d studies failed internally: %s", len(failed), len(results), failed[0].reason
+        )
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from lvo_triage.synth import write_dataset
+
+    if args.n < 1:
+        raise UsageError(f"--n {args.n} must be at least 1")
+    labels = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast)
+    log.info("wrote %d studies and %s", args.n, labels)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="lvo-triage: %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    handlers = {"run": _run, "synth": _synth}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        print(f"lvo-triage {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LvoTriageError as exc:
+        print(f"lvo-triage {args.command}: failed: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Typed settings. The defaults here are exactly ``configs/default.yaml`` (a test checks it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from lvo_triage.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO_ROOT / "models" / "lvo-detector.onnx"
+PROVIDERS = ("cpu", "cuda")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionSettings:
+    """Rules that choose the CTA series in a study."""
+
+    max_slice_spacing_mm: float = 1.5
+    min_instances: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_slice_spacing_mm <= 10:
+            msg = f"selection.max_slice_spacing_mm={self.max_slice_spacing_mm} must be in (0, 10]"
+            raise ConfigError(msg)
+        if self.min_instances < 2:
+            msg = f"selection.min_instances={self.min_instances} must be at least 2"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which ONNX model runs, where, and at which operating point."""
+
+    path: Path = DEFAULT_MODEL
+    provider: str = "cpu"
+    threshold: float | None = None
+    intra_op_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            msg = f"model.provider={self.provider!r} must be one of {', '.join(PROVIDERS)}"
+            raise ConfigError(msg)
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            msg = (
+                f"model.threshold={self.threshold} must be in [0, 1] (or null for the model card's)"
+            )
+            raise ConfigError(msg)
+        if self.intra_op_threads < 0:
+            msg = f"model.intra_op_threads={self.intra_op_threads} must be >= 0 (0 = automatic)"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], values: Any, where: str, base_dir: Path) -> T:
+    if not isinstance(values, dict):
+        msg = f"{where or 'config'} must be a mapping, got {values!r}"
+        raise ConfigError(msg)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        msg = (
+            f"unknown setting(s) {', '.join(where + k for k in unknown)}; known: {', '.join(known)}"
+        )
+        raise ConfigError(msg)
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}{name}.", base_dir)
+        elif isinstance(default, Path):
+            path = Path(str(value)).expanduser()
+            kwargs[name] = path if path.is_absolute() else (base_dir / path).resolve()
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        msg = f"bad value in {where or 'config'}: {exc}"
+        raise ConfigError(msg) from exc
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings from a YAML file (its relative paths are relative to the file), or the defaults."""
+    if path is None:
+        return Settings()
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        msg = f"config file {str(path)!r} not found; pass an existing YAML file to --config"
+        raise ConfigError(msg) from exc
+    except yaml.YAMLError as exc:
+        msg = f"config file {str(path)!r} is not valid YAML: {exc}"
+        raise ConfigError(msg) from exc
+    return _build(Settings, values, "", path.resolve().parent)

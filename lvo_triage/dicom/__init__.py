@@ -1,0 +1,1 @@
+"""DICOM ingestion: discover studies, select the CTA series, load it as an HU volume."""

@@ -1,0 +1,73 @@
+"""Pixels → one HU volume with its LPS affine, slices ordered along the slice normal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+
+from lvo_triage.dicom.discover import Series
+from lvo_triage.dicom.geometry import slice_normal, slice_spacing, sorted_along_normal
+from lvo_triage.dicom.volume_types import Volume
+from lvo_triage.errors import NotAnalyzable
+
+GAP_FACTOR = 1.5
+
+
+def _slice_hu(path: str, rows: int, cols: int) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    try:
+        pixels: np.ndarray = ds.pixel_array
+    except (NotImplementedError, RuntimeError, ValueError) as exc:
+        syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
+        name = syntax.name if syntax is not None else "unknown"
+        msg = f"the pixel data ({name}) cannot be decoded here: {exc}"
+        raise NotAnalyzable(msg) from exc
+    if pixels.shape != (rows, cols):
+        msg = f"an image of {pixels.shape} pixels in a series of {rows}x{cols} images"
+        raise NotAnalyzable(msg)
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    hu = pixels.astype(np.float32)
+    if slope != 1.0:
+        hu *= slope
+    if intercept != 0.0:
+        hu += intercept
+    return hu
+
+
+def load_volume(series: Series) -> tuple[Volume, list[str]]:
+    """Read every slice of ``series`` into HU; returns the volume and warnings."""
+    instances, positions = sorted_along_normal(series.instances)
+    warnings: list[str] = []
+    spacing = slice_spacing(positions)
+    steps = np.diff(positions)
+    if spacing <= 0 or np.any(steps < spacing * 0.5):
+        msg = "two images share one slice position (several acquisitions in one series?)"
+        raise NotAnalyzable(msg)
+    if np.any(steps > spacing * GAP_FACTOR):
+        worst = float(steps.max())
+        msg = f"a gap of {worst:.1f} mm between slices (normally {spacing:.2f} mm): images missing"
+        raise NotAnalyzable(msg)
+    numbers = [i.instance_number for i in instances if i.instance_number is not None]
+    ordered = len(numbers) < len(instances) or numbers in (sorted(numbers), sorted(numbers)[::-1])
+    if not ordered:
+        warnings.append("InstanceNumber does not follow slice position; ordered by position")
+
+    first = instances[0]
+    assert first.orientation is not None and first.position is not None
+    if first.pixel_spacing is None:
+        msg = "the images have no PixelSpacing, so distances cannot be measured"
+        raise NotAnalyzable(msg)
+    rows, cols = first.rows, first.columns
+    hu = np.empty((cols, rows, len(instances)), dtype=np.float32)
+    for k, inst in enumerate(instances):
+        hu[:, :, k] = _slice_hu(str(inst.path), rows, cols).T
+
+    row_dir = np.asarray(first.orientation[:3])
+    col_dir = np.asarray(first.orientation[3:])
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * first.pixel_spacing[1]
+    affine[:3, 1] = col_dir * first.pixel_spacing[0]
+    affine[:3, 2] = slice_normal(first.orientation) * spacing
+    affine[:3, 3] = first.position
+    return Volume(hu=hu, affine=affine), warnings

@@ -1,0 +1,136 @@
+"""triage_study(): discover → select → load → preprocess → infer → decide → emit, nothing more."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from lvo_triage.config import Settings
+from lvo_triage.dicom.discover import Discovery, Study, discover
+from lvo_triage.dicom.select import NotAnalyzableWithSeries, select_series
+from lvo_triage.dicom.volume import load_volume
+from lvo_triage.errors import NotAnalyzable
+from lvo_triage.inference import Detector
+from lvo_triage.outputs.result_json import write_result
+from lvo_triage.outputs.timing_log import append_timing
+from lvo_triage.preprocess import Preprocessor
+from lvo_triage.result import Side, Status, TriageResult, utc_now
+from lvo_triage.timing import StageTimer
+
+log = logging.getLogger(__name__)
+
+MAX_SKIP_WARNINGS = 20
+
+
+@dataclass
+class Engine:
+    """What stays loaded between studies: settings, the warm ONNX session, the transforms."""
+
+    settings: Settings
+    detector: Detector
+    preprocessor: Preprocessor
+
+    @classmethod
+    def create(cls, settings: Settings) -> Engine:
+        detector = Detector(settings=settings.model)
+        return cls(settings, detector, Preprocessor(spec=detector.card.input))
+
+
+def _new_result(engine: Engine, started_at: str) -> TriageResult:
+    return TriageResult(
+        status=Status.OK,
+        reason=None,
+        model=engine.detector.info,
+        threshold=engine.detector.threshold,
+        started_at=started_at,
+    )
+
+
+def _skip_warnings(discovery: Discovery) -> list[str]:
+    shown = discovery.skipped[:MAX_SKIP_WARNINGS]
+    rest = len(discovery.skipped) - len(shown)
+    return shown + ([f"... and {rest} more files skipped"] if rest > 0 else [])
+
+
+def triage_study(
+    engine: Engine, study: Study, timer: StageTimer, result: TriageResult
+) -> TriageResult:
+    """Fill ``result`` for one study; ``NotAnalyzable`` becomes ``status: not_analyzable``."""
+    result.study_instance_uid = study.uid
+    result.accession_number = study.accession_number
+    try:
+        with timer.stage("select"):
+            selection = select_series(study, engine.settings.selection)
+        result.series_considered = selection.considered
+        result.series_instance_uid = selection.series.uid
+        with timer.stage("load"):
+            volume, load_warnings = load_volume(selection.series)
+        result.warnings.extend(load_warnings)
+        with timer.stage("preprocess"):
+            batch = engine.preprocessor(volume)
+        with timer.stage("inference"):
+            prediction = engine.detector.predict(batch)
+        with timer.stage("postprocess"):
+            result.probability = prediction.p_lvo
+            result.lvo_suspected = prediction.p_lvo >= engine.detector.threshold
+            result.side = Side.LEFT if prediction.p_left >= 0.5 else Side.RIGHT
+    except NotAnalyzableWithSeries as exc:
+        result.series_considered = exc.considered
+        result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
+    except NotAnalyzable as exc:
+        result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
+    return result
+
+
+def _emit(result: TriageResult, timer: StageTimer, out: Path | None, source: str) -> None:
+    with timer.stage("emit"):
+        result.timings_ms = timer.snapshot()
+        result.finished_at = utc_now()
+        if out is not None:
+            write_result(out, result, source)
+    result.timings_ms = timer.finish()
+    if out is not None:
+        append_timing(out, result)
+
+
+def triage_path(engine: Engine, path: Path, *, out: Path | None = None) -> list[TriageResult]:
+    """Triage every study under ``path``; a folder without one still gets one result."""
+    started_at = utc_now()
+    discover_timer = StageTimer()
+    with discover_timer.stage("discover"):
+        discovery = discover(path)
+    discover_ms = discover_timer.finish()["discover"]
+    log.info(
+        "found %d studies in %d files (%d skipped)",
+        len(discovery.studies),
+        discovery.files_seen,
+        len(discovery.skipped),
+    )
+    results: list[TriageResult] = []
+    if not discovery.studies:
+        timer = StageTimer(offset_ms=discover_ms)
+        timer.add("discover", discover_ms)
+        result = _new_result(engine, started_at)
+        result.status = Status.NOT_ANALYZABLE
+        result.reason = (
+            f"no DICOM study found: {discovery.files_seen} files looked at, "
+            f"{len(discovery.skipped)} skipped as not DICOM images"
+        )
+        result.warnings = _skip_warnings(discovery)
+        _emit(result, timer, out, str(path))
+        return [result]
+    for study in discovery.studies:
+        timer = StageTimer(offset_ms=discover_ms)
+        timer.add("discover", discover_ms)
+        result = _new_result(engine, started_at if not results else utc_now())
+        result.warnings = _skip_warnings(discovery)
+        try:
+            triage_study(engine, study, timer, result)
+        except Exception as exc:  # an internal failure: reported as status error, never silent
+            log.exception("internal failure while triaging a study")
+            result.status = Status.ERROR
+            result.reason = f"internal error ({type(exc).__name__}): {exc}"
+        _emit(result, timer, out, str(path))
+        results.append(result)
+    return results

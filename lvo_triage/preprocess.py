@@ -1,0 +1,63 @@
+"""MONAI transforms from an HU volume to the model grid.
+
+The chain (also used to build training data, so that researchers train on what inference sees):
+orient to RAS → crop to the head → one anti-aliased (area) resize to the model spacing →
+intensity window to [0, 1] → centre pad/crop to the model shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import (
+    CropForeground,
+    Orientation,
+    Resize,
+    ResizeWithPadOrCrop,
+    ScaleIntensityRange,
+)
+
+from lvo_triage.dicom.volume_types import Volume
+from lvo_triage.errors import NotAnalyzable
+from lvo_triage.model_card import InputSpec
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+MIN_HEAD_VOXELS = 1000
+
+
+class Preprocessor:
+    """Builds the MONAI transforms once; call it with a :class:`Volume`."""
+
+    def __init__(self, *, spec: InputSpec) -> None:
+        self.spec = spec
+        threshold = spec.foreground_hu
+        self._orient = Orientation(axcodes="RAS", labels=None)
+        self._crop = CropForeground(select_fn=lambda x: x > threshold, margin=2, allow_smaller=True)
+        lo, hi = spec.window_hu
+        self._window = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)
+        self._fit = ResizeWithPadOrCrop(spatial_size=spec.shape, mode="constant")
+
+    def __call__(self, volume: Volume) -> np.ndarray:
+        """The model input, float32 of shape ``(1, 1, *spec.shape)``."""
+        image: Any = MetaTensor(
+            torch.from_numpy(np.ascontiguousarray(volume.hu))[None],
+            affine=torch.as_tensor(LPS_TO_RAS @ volume.affine, dtype=torch.float64),
+        )
+        image = self._orient(image)
+        if int((image > self.spec.foreground_hu).sum()) < MIN_HEAD_VOXELS:
+            msg = "no head found in the images (nothing denser than air)"
+            raise NotAnalyzable(msg)
+        image = self._crop(image)
+        spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
+        size = [
+            max(1, round(n * s / self.spec.spacing_mm))
+            for n, s in zip(image.shape[1:], spacing, strict=True)
+        ]
+        image = Resize(spatial_size=size, mode="area")(image)
+        image = self._window(image)
+        image = self._fit(image)
+        array = np.asarray(image.as_tensor() if isinstance(image, MetaTensor) else image)
+        return array[None].astype(np.float32, copy=False)

@@ -1,0 +1,96 @@
+"""Discovery, series selection and volume loading on real DICOM files written by the phantom."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from lvo_triage.config import SelectionSettings
+from lvo_triage.dicom.discover import discover
+from lvo_triage.dicom.select import select_series
+from lvo_triage.dicom.volume import load_volume
+from lvo_triage.errors import NotAnalyzable
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_discover_groups_one_study_and_reports_junk(fast_study: Path, tmp_path: Path) -> None:
+    root = _copy(fast_study, tmp_path / "in")
+    files = sorted(root.rglob("*.dcm"))
+    (root / "empty.dcm").write_bytes(b"")
+    (root / "notes.txt").write_text("not dicom")
+    (root / "Thumbs.db").write_bytes(b"\x00" * 64)
+    (root / "half.dcm").write_bytes(files[0].read_bytes()[:200])
+    shutil.copy(files[1], root / "copy-of-a-slice.dcm")
+    found = discover(root)
+    assert len(found.studies) == 1
+    (series,) = found.studies[0].series.values()
+    assert len(series.instances) == len(files)
+    joined = "\n".join(found.skipped)
+    for name in ("empty.dcm", "notes.txt", "Thumbs.db", "half.dcm", "copy-of-a-slice.dcm"):
+        assert name in joined
+    assert all("PHANTOM" not in s for s in found.skipped)
+
+
+def test_selection_prefers_the_thin_original_series(fast_study: Path, tmp_path: Path) -> None:
+    root = _copy(fast_study, tmp_path / "in")
+    files = sorted(root.rglob("*.dcm"))
+    # A "MIP" series made of three slices with DERIVED image type, and a localizer.
+    for n, kind in (
+        (3, ["DERIVED", "SECONDARY", "MIP"]),
+        (1, ["ORIGINAL", "PRIMARY", "LOCALIZER"]),
+    ):
+        uid = pydicom.uid.generate_uid()
+        for f in files[:n]:
+            ds = pydicom.dcmread(f)
+            ds.SeriesInstanceUID = uid
+            ds.SOPInstanceUID = pydicom.uid.generate_uid()
+            ds.ImageType = kind
+            ds.SeriesDescription = "CTA HEAD"  # same description: must not matter
+            ds.save_as(root / f"{ds.SOPInstanceUID}.dcm")
+    study = discover(root).studies[0]
+    selection = select_series(study, SelectionSettings())
+    assert len(selection.series.instances) == len(files)
+    reasons = {c.instances: c.reason for c in selection.considered if not c.selected}
+    assert "derived" in reasons[3]
+    assert "localizer" in reasons[1]
+
+
+def test_thick_slices_are_not_analyzable_and_say_the_thickness(fast_study: Path) -> None:
+    study = discover(fast_study).studies[0]
+    with pytest.raises(NotAnalyzable, match=r"mm apart"):
+        select_series(study, SelectionSettings(max_slice_spacing_mm=0.2))
+
+
+def test_volume_is_ordered_by_position_not_by_file_name(fast_study: Path, tmp_path: Path) -> None:
+    root = _copy(fast_study, tmp_path / "in")
+    series = next(iter(discover(root).studies[0].series.values()))
+    volume, _ = load_volume(series)
+    # Every slice's affine position matches the file's own ImagePositionPatient.
+    for inst in series.instances[:10]:
+        ds = pydicom.dcmread(inst.path)
+        k = np.linalg.solve(
+            volume.affine[:3, :3], np.asarray(ds.ImagePositionPatient) - volume.affine[:3, 3]
+        )
+        assert k[0] == pytest.approx(0, abs=1e-3) and k[1] == pytest.approx(0, abs=1e-3)
+        kk = round(k[2])
+        hu = ds.pixel_array.T * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert np.array_equal(volume.hu[:, :, kk], hu.astype(np.float32))
+
+
+def test_gap_in_the_series_is_not_analyzable(fast_study: Path, tmp_path: Path) -> None:
+    root = _copy(fast_study, tmp_path / "in")
+    series = next(iter(discover(root).studies[0].series.values()))
+    ordered = sorted(series.instances, key=lambda i: i.position[2] if i.position else 0)
+    for inst in ordered[40:46]:
+        inst.path.unlink()
+    series = next(iter(discover(root).studies[0].series.values()))
+    with pytest.raises(NotAnalyzable, match="gap"):
+        load_volume(series)

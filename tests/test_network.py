@@ -1,0 +1,43 @@
+"""The detector's mirror properties and the ONNX export's parity with torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lvo_triage.model_card import DEFAULT_INPUT
+from lvo_triage.train.export import export_onnx, parity
+from lvo_triage.train.network import ExportWrapper, LvoNet
+
+
+def test_mirroring_the_head_swaps_the_side_and_keeps_the_lvo_score() -> None:
+    torch.manual_seed(0)
+    net = LvoNet(width=4).eval()
+    x = torch.rand(2, 1, 32, 40, 24)
+    with torch.no_grad():
+        lvo, side = net(x)
+        lvo_m, side_m = net(torch.flip(x, dims=[2]))
+    assert torch.allclose(lvo, lvo_m, atol=1e-5)
+    assert torch.allclose(side, -side_m, atol=1e-5)
+    assert side.abs().min() > 0  # not trivially zero
+
+
+def test_a_symmetric_head_has_no_side_preference() -> None:
+    torch.manual_seed(1)
+    net = LvoNet(width=4).eval()
+    half = torch.rand(1, 1, 16, 40, 24)
+    x = torch.cat([half, torch.flip(half, dims=[2])], dim=2)
+    with torch.no_grad():
+        _, side = net(x)
+    assert abs(float(side)) < 1e-5
+
+
+def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    wrapper = ExportWrapper(LvoNet(width=4), temperature=1.7).eval()
+    path = tmp_path / "m.onnx"
+    export_onnx(wrapper, DEFAULT_INPUT, path)
+    inputs = np.random.default_rng(0).random((2, 1, *DEFAULT_INPUT.shape), dtype=np.float32)
+    assert parity(wrapper, path, inputs) < 1e-4

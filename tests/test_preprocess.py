@@ -1,0 +1,56 @@
+"""The model grid: shape, range, and the patient's left on the same side for any orientation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lvo_triage.dicom.volume_types import Volume
+from lvo_triage.errors import NotAnalyzable
+from lvo_triage.model_card import DEFAULT_INPUT
+from lvo_triage.preprocess import Preprocessor
+
+
+def _head_with_left_blob(affine: np.ndarray, shape: tuple[int, int, int]) -> Volume:
+    """A 'head' ellipsoid of 30 HU with a 400 HU blob at patient-left (LPS x = +40 mm)."""
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    xyz = idx @ affine[:3, :3].T + affine[:3, 3]
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    hu[(x / 70) ** 2 + (y / 90) ** 2 + (z / 70) ** 2 < 1] = 30.0
+    hu[(x - 40) ** 2 + y**2 + z**2 < 15**2] = 400.0
+    return Volume(hu=hu, affine=affine)
+
+
+def _grid(directions: np.ndarray, spacing: float, shape: tuple[int, int, int]) -> np.ndarray:
+    affine = np.eye(4)
+    affine[:3, :3] = directions * spacing
+    affine[:3, 3] = -affine[:3, :3] @ (np.asarray(shape) - 1) / 2
+    return affine
+
+
+@pytest.mark.parametrize(
+    "directions",
+    [
+        np.eye(3),  # axial, head first
+        np.diag([-1.0, 1.0, 1.0]),  # rows running right-to-left
+        np.diag([1.0, -1.0, -1.0]),  # feet-first style: slices going down
+        np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),  # coronal source
+        np.array([[0, 0, 1.0], [1.0, 0, 0], [0, 1, 0]]),  # sagittal source
+    ],
+)
+def test_patient_left_lands_in_the_low_half_of_axis0(directions: np.ndarray) -> None:
+    shape = (80, 80, 80)
+    volume = _head_with_left_blob(_grid(directions, 2.5, shape), shape)
+    x = Preprocessor(spec=DEFAULT_INPUT)(volume)
+    assert x.shape == (1, 1, *DEFAULT_INPUT.shape)
+    assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
+    bright = np.argwhere(x[0, 0] > 0.5)
+    assert len(bright) > 50
+    assert bright[:, 0].mean() < DEFAULT_INPUT.shape[0] / 2 - 5
+
+
+def test_empty_volume_is_not_analyzable() -> None:
+    volume = Volume(hu=np.full((40, 40, 40), -1000.0, dtype=np.float32), affine=np.eye(4))
+    with pytest.raises(NotAnalyzable, match="no head"):
+        Preprocessor(spec=DEFAULT_INPUT)(volume)
