@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest -m "not slow" -q
 
 evaluate: setup
-	$(BIN)/python scripts/evaluate.py --model models/lvo-detector.onnx
+	$(BIN)/python scripts/evaluate.py --model models/lvo-detector.onnx --n 100
 
 clean:
 	rm -rf demo .pytest_cache .mypy_cache .ruff_cache

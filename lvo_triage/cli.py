@@ -70,8 +70,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n {args.n} must be at least 1")
-    labels = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast)
-    log.info("wrote %d studies and %s", args.n, labels)
+    out = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast)
+    log.info("wrote %d studies and labels.csv to %s", args.n, out)
     return EXIT_OK
 
 

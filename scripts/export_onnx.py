@@ -25,7 +25,8 @@ def main() -> None:
     wrapper, summary = load_run(args.run)
     spec = InputSpec.from_dict(summary["input"])
     export_onnx(wrapper, spec, args.out)
-    val = next(iter(sorted((args.run / "cache").glob("val-*.npz"))), None)
+    cache = Path(summary.get("cache") or args.run / "cache")
+    val = next(iter(sorted(cache.glob("val-*.npz"))), None)
     if val is not None:
         inputs = CaseArrays.load(val).x[:16].astype("float32") / 255.0
     else:

@@ -9,11 +9,12 @@ Phantom seeds: training cases use seeds TRAIN_BASE + i, validation VAL_BASE + i;
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 from lvo_triage.model_card import DEFAULT_INPUT
-from lvo_triage.train.dataset import CaseArrays, build_cases
+from lvo_triage.train.dataset import cached_cases
 from lvo_triage.train.loop import TrainConfig, train
 from lvo_triage.train.seeds import TRAIN_BASE, VAL_BASE
 
@@ -28,22 +29,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and augmentation")
+    parser.add_argument("--lr", type=float, default=TrainConfig().lr, help="peak learning rate")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint (fine-tuning)")
+    parser.add_argument("--cache", type=Path, help="preprocessed cases (default: OUT/cache)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="train: %(message)s")
 
     spec = DEFAULT_INPUT
-    cache = args.out / "cache"
-    datasets = {}
-    for name, base, n in (("train", TRAIN_BASE, args.n_train), ("val", VAL_BASE, args.n_val)):
-        path = cache / f"{name}-{n}.npz"
-        if path.exists():
-            datasets[name] = CaseArrays.load(path)
-        else:
-            seeds = [base + i for i in range(n)]
-            datasets[name] = build_cases(seeds, spec=spec, workers=args.workers, desc=name)
-            datasets[name].save(path)
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
-    summary = train(datasets["train"], datasets["val"], spec=spec, cfg=cfg, out=args.out)
+    cache = args.cache or args.out / "cache"
+    datasets = {
+        name: cached_cases(cache, name, base, n, spec=spec, workers=args.workers)
+        for name, base, n in (("train", TRAIN_BASE, args.n_train), ("val", VAL_BASE, args.n_val))
+    }
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, lr=args.lr)
+    summary = train(
+        datasets["train"], datasets["val"], spec=spec, cfg=cfg, out=args.out, init=args.init
+    )
+    summary["cache"] = str(cache.resolve())
+    (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"best validation AUC {summary['best_val_auc']:.4f}; threshold {summary['threshold']:.4f}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lvo_triage.model_card import DEFAULT_INPUT
@@ -14,7 +15,7 @@ from lvo_triage.train.network import ExportWrapper, LvoNet
 
 def test_mirroring_the_head_swaps_the_side_and_keeps_the_lvo_score() -> None:
     torch.manual_seed(0)
-    net = LvoNet(width=4).eval()
+    net = LvoNet(depth=24, width=4).eval()
     x = torch.rand(2, 1, 32, 40, 24)
     with torch.no_grad():
         lvo, side = net(x)
@@ -26,7 +27,7 @@ def test_mirroring_the_head_swaps_the_side_and_keeps_the_lvo_score() -> None:
 
 def test_a_symmetric_head_has_no_side_preference() -> None:
     torch.manual_seed(1)
-    net = LvoNet(width=4).eval()
+    net = LvoNet(depth=24, width=4).eval()
     half = torch.rand(1, 1, 16, 40, 24)
     x = torch.cat([half, torch.flip(half, dims=[2])], dim=2)
     with torch.no_grad():
@@ -36,8 +37,21 @@ def test_a_symmetric_head_has_no_side_preference() -> None:
 
 def test_onnx_export_matches_torch(tmp_path: Path) -> None:
     torch.manual_seed(2)
-    wrapper = ExportWrapper(LvoNet(width=4), temperature=1.7).eval()
+    wrapper = ExportWrapper(LvoNet(depth=DEFAULT_INPUT.shape[2], width=4), temperature=1.7).eval()
     path = tmp_path / "m.onnx"
     export_onnx(wrapper, DEFAULT_INPUT, path)
     inputs = np.random.default_rng(0).random((2, 1, *DEFAULT_INPUT.shape), dtype=np.float32)
     assert parity(wrapper, path, inputs) < 1e-4
+
+
+def test_slab_mips_drop_bone_and_keep_vessels() -> None:
+    from lvo_triage.train.network import n_slabs, slab_mips
+
+    x = torch.full((1, 1, 20, 20, 24), 0.2)
+    x[0, 0, 0:2] = 1.0  # a wall of bone at the patient's left edge
+    x[0, 0, 10, 10, 5] = 0.7  # one bright vessel voxel
+    m = slab_mips(x)
+    assert m.shape == (1, n_slabs(24), 20, 20)
+    assert float(m[0, :, 0:3].max()) == 0.0  # bone and its rim are gone
+    assert float(m[0, 0, 10, 10]) == pytest.approx(0.7)
+    assert float(m[0, -1, 10, 10]) == pytest.approx(0.2)  # a slab that does not hold it

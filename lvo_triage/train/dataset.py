@@ -80,3 +80,32 @@ def build_cases(
         site=np.array([o[3] for o in out], dtype=np.int64),
         seeds=np.array([o[4] for o in out], dtype=np.int64),
     )
+
+
+CHUNK = 500
+
+
+def cached_cases(
+    cache: Path, name: str, base: int, n: int, *, spec: InputSpec, workers: int = 2
+) -> CaseArrays:
+    """Cases with seeds ``base .. base+n-1``, built in chunks of ``CHUNK`` seeds that are kept in
+    ``cache`` (a larger run reuses the chunks of a smaller one; delete the folder after changing
+    the phantom or the preprocessing)."""
+    parts = []
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        path = cache / f"{name}-{base + start}-{base + stop}.npz"
+        if path.exists():
+            parts.append(CaseArrays.load(path))
+            continue
+        seeds = list(range(base + start, base + stop))
+        part = build_cases(seeds, spec=spec, workers=workers, desc=f"{name} {start}-{stop}")
+        part.save(path)
+        parts.append(part)
+    return CaseArrays(
+        x=np.concatenate([p.x for p in parts]),
+        lvo=np.concatenate([p.lvo for p in parts]),
+        left=np.concatenate([p.left for p in parts]),
+        site=np.concatenate([p.site for p in parts]),
+        seeds=np.concatenate([p.seeds for p in parts]),
+    )

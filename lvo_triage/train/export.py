@@ -22,7 +22,7 @@ OPSET = 18
 def load_run(run: Path) -> tuple[ExportWrapper, dict[str, Any]]:
     summary = json.loads((run / "training.json").read_text())
     ckpt = torch.load(run / "best.pt")
-    net = LvoNet(width=int(ckpt["width"]))
+    net = LvoNet(depth=int(ckpt["depth"]), width=int(ckpt["width"]))
     net.load_state_dict(ckpt["state_dict"])
     wrapper = ExportWrapper(net, temperature=float(summary["temperature"]))
     wrapper.eval()

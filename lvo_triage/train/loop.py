@@ -28,7 +28,7 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    width: int = 8
+    width: int = 16
     seed: int = 0
     target_sensitivity: float = 0.95
     max_shift_vox: int = 3
@@ -77,14 +77,26 @@ def _loss(net: LvoNet, x: torch.Tensor, lvo: torch.Tensor, left: torch.Tensor) -
     return loss
 
 
+def _checkpoint(net: LvoNet, cfg: TrainConfig) -> dict[str, object]:
+    return {"state_dict": net.state_dict(), "width": cfg.width, "depth": net.depth}
+
+
 def train(
-    train_data: CaseArrays, val_data: CaseArrays, *, spec: InputSpec, cfg: TrainConfig, out: Path
+    train_data: CaseArrays,
+    val_data: CaseArrays,
+    *,
+    spec: InputSpec,
+    cfg: TrainConfig,
+    out: Path,
+    init: Path | None = None,
 ) -> dict[str, object]:
     """Train, keep the best epoch by validation AUC (then loss), calibrate; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = LvoNet(width=cfg.width)
+    net = LvoNet(depth=spec.shape[2], width=cfg.width)
+    if init is not None:
+        net.load_state_dict(torch.load(init)["state_dict"])
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * int(np.ceil(len(train_data.x) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
@@ -133,8 +145,8 @@ def train(
         key = (auc, -val_loss)
         if best is None or key > best:
             best = key
-            torch.save({"state_dict": net.state_dict(), "width": cfg.width}, out / "best.pt")
-        torch.save({"state_dict": net.state_dict(), "width": cfg.width}, out / "last.pt")
+            torch.save(_checkpoint(net, cfg), out / "best.pt")
+        torch.save(_checkpoint(net, cfg), out / "last.pt")
         with (out / "metrics.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()
@@ -147,6 +159,7 @@ def train(
     threshold = threshold_for_sensitivity(val_data.lvo, p, cfg.target_sensitivity)
     summary: dict[str, object] = {
         "config": asdict(cfg),
+        "initialised_from": str(init) if init else None,
         "input": spec.to_dict(),
         "temperature": temperature,
         "threshold": threshold,

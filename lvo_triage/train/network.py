@@ -1,9 +1,13 @@
-"""The detector: a small 3D CNN that compares each hemisphere with its mirror image.
+"""The detector: slab MIPs of the head, compared with their mirror image by a small 2D CNN.
 
-One encoder E sees the head x and its left-right mirror flip(x). Their feature difference
-d = E(x) - E(flip(x)) is zero for a perfectly symmetric head and changes sign when the input is
-mirrored. The LVO logit reads |d| (mirror-invariant); the side logit reads the difference of d
-between the patient's left and right halves through an odd function (it flips sign with the
+Front end (inside the model, so ONNX carries it): bone (the top of the intensity window) and a
+one-voxel rim around it are set to zero, then thick slab maximum intensity projections along the
+head's superior axis make the contrast-filled arteries stand out, as a radiologist's MIPs do.
+
+Comparison: one encoder E sees the slab stack m and its left-right mirror flip(m). Their feature
+difference d = E(m) - E(flip(m)) is zero for a perfectly symmetric head and changes sign when the
+input is mirrored. The LVO logit reads |d| (mirror-invariant); the side logit reads the difference
+of d between the patient's left and right halves through an odd function (it flips sign with the
 input), so a left-right flip swaps the side by construction. Axis 2 of the NCXYZ input runs from
 the patient's left (index 0) to the right (RAS orientation).
 """
@@ -12,28 +16,48 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 LR_DIM = 2
+BONE_LEVEL = 0.99
+SLAB, SLAB_STEP = 8, 4
+
+
+def n_slabs(depth: int) -> int:
+    if depth < SLAB:
+        msg = f"input depth {depth} must be at least {SLAB} voxels"
+        raise ValueError(msg)
+    return (depth - SLAB) // SLAB_STEP + 1
+
+
+def slab_mips(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, X, Y, Z) in [0, 1] → (N, slabs, X, Y): bone removed, slab MIPs along Z."""
+    bone = (x >= BONE_LEVEL).to(x.dtype)
+    rim = F.max_pool3d(bone, kernel_size=3, stride=1, padding=1)
+    soft = x * (1.0 - rim)
+    mips = F.max_pool3d(soft, kernel_size=(1, 1, SLAB), stride=(1, 1, SLAB_STEP))
+    return mips[:, 0].permute(0, 3, 1, 2)
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm3d(c_out),
+        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
 
 
 class Encoder(nn.Module):
-    def __init__(self, *, width: int = 12) -> None:
+    def __init__(self, *, slabs: int, width: int) -> None:
         super().__init__()
         w = width
         self.layers = nn.Sequential(
-            _block(1, w, 2),
-            _block(w, 2 * w, 2),
+            _block(slabs, 2 * w, 1),
+            _block(2 * w, 2 * w, 2),
             _block(2 * w, 4 * w, 2),
             _block(4 * w, 4 * w, 1),
             _block(4 * w, 6 * w, 2),
+            _block(6 * w, 6 * w, 1),
         )
         self.channels = 6 * w
 
@@ -45,28 +69,28 @@ class Encoder(nn.Module):
 class LvoNet(nn.Module):
     """Returns ``(lvo_logit, side_logit)``; ``side_logit > 0`` means left."""
 
-    def __init__(self, *, width: int = 8, hidden: int = 32) -> None:
+    def __init__(self, *, depth: int, width: int = 16, hidden: int = 32) -> None:
         super().__init__()
         if width < 2 or hidden < 2:
             msg = f"width={width} and hidden={hidden} must both be >= 2"
             raise ValueError(msg)
-        self.encoder = Encoder(width=width)
+        self.depth = depth
+        self.encoder = Encoder(slabs=n_slabs(depth), width=width)
         c = self.encoder.channels
         self.lvo_head = nn.Sequential(nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.side_head = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        both = self.encoder(torch.cat([x, torch.flip(x, dims=[LR_DIM])], dim=0))
+        m = slab_mips(x)
+        both = self.encoder(torch.cat([m, torch.flip(m, dims=[LR_DIM])], dim=0))
         f, g = torch.chunk(both, 2, dim=0)
         d = f - g
         half = d.shape[LR_DIM] // 2
-        left = d[:, :, :half].mean(dim=(2, 3, 4))
-        right = d[:, :, d.shape[LR_DIM] - half :].mean(dim=(2, 3, 4))
+        left = d[:, :, :half].mean(dim=(2, 3))
+        right = d[:, :, d.shape[LR_DIM] - half :].mean(dim=(2, 3))
         asym = left - right
-        lvo_features = torch.cat(
-            [d.abs().mean(dim=(2, 3, 4)), d.abs().amax(dim=(2, 3, 4)), asym.abs()], 1
-        )
-        lvo_logit = self.lvo_head(lvo_features).squeeze(1)
+        pooled = [d.abs().mean(dim=(2, 3)), d.abs().amax(dim=(2, 3)), asym.abs()]
+        lvo_logit = self.lvo_head(torch.cat(pooled, 1)).squeeze(1)
         side_logit = (self.side_head(asym) - self.side_head(-asym)).squeeze(1)
         return lvo_logit, side_logit
 
