@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint evaluate clean
+.PHONY: setup demo test test-slow lint evaluate clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest -m "not slow" -q
+
+test-slow: setup
+	$(BIN)/pytest -m slow -q
 
 evaluate: setup
 	$(BIN)/python scripts/evaluate.py --model models/lvo-detector.onnx --n 100
