@@ -20,5 +20,5 @@ def test_full_resolution_left_m1_is_flagged(tmp_path: Path, bundled_model: Path)
     doc = json.loads(proc.stdout)
     assert doc["status"] == "ok"
     assert doc["series_considered"][0]["instances"] >= 150
-    assert STAGES <= set(doc["timings_ms"])
+    assert set(doc["timings_ms"]) >= STAGES
     assert (doc["priority"], doc["side"]) == ("high", "left")
