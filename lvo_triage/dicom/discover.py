@@ -156,6 +156,6 @@ def discover(root: Path) -> Discovery:
             series_uid, Series(uid=series_uid, description=description, modality=inst.modality)
         )
         series.instances.append(inst)
-    for message in skipped:
-        log.info(message)
+    for message in skipped:  # file paths can name patients: debug level only
+        log.debug(message)
     return Discovery(studies=list(studies.values()), skipped=skipped, files_seen=n)

@@ -16,6 +16,14 @@ CT_IMAGE_CLASSES = {
 }
 
 
+class NotAnalyzableWithSeries(NotAnalyzable):
+    """``NotAnalyzable`` that still reports every series considered."""
+
+    def __init__(self, reason: str, considered: list[SeriesConsidered]) -> None:
+        super().__init__(reason)
+        self.considered = considered
+
+
 @dataclass(frozen=True)
 class Selection:
     series: Series
@@ -85,11 +93,3 @@ def select_series(study: Study, rules: SelectionSettings) -> Selection:
     return Selection(
         series=study.series[chosen], considered=considered, slice_spacing_mm=verdicts[chosen][1]
     )
-
-
-class NotAnalyzableWithSeries(NotAnalyzable):
-    """``NotAnalyzable`` that still reports every series considered."""
-
-    def __init__(self, reason: str, considered: list[SeriesConsidered]) -> None:
-        super().__init__(reason)
-        self.considered = considered
