@@ -69,6 +69,14 @@ def _floats(value: object, n: int) -> tuple[float, ...] | None:
     return out if len(out) == n else None
 
 
+def _int(value: object) -> int | None:
+    """An integer tag value, or None when it is missing or malformed (e.g. IS '1A')."""
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def _read_header(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
@@ -109,12 +117,10 @@ def read_instance(path: Path) -> tuple[Instance | None, str | None, str | None, 
         position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
         orientation=_floats(ds.get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
         pixel_spacing=spacing,  # type: ignore[arg-type]
-        rows=int(ds.get("Rows", 0) or 0),
-        columns=int(ds.get("Columns", 0) or 0),
-        instance_number=int(ds.InstanceNumber)
-        if ds.get("InstanceNumber") not in (None, "")
-        else None,
-        frames=int(ds.get("NumberOfFrames", 1) or 1),
+        rows=_int(ds.get("Rows")) or 0,
+        columns=_int(ds.get("Columns")) or 0,
+        instance_number=_int(ds.get("InstanceNumber")),
+        frames=_int(ds.get("NumberOfFrames")) or 1,
     )
     accession = str(ds.get("AccessionNumber", "")).strip() or None
     description = str(ds.get("SeriesDescription", "")).strip()
