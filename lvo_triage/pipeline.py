@@ -15,7 +15,7 @@ from lvo_triage.errors import NotAnalyzable
 from lvo_triage.inference import Detector
 from lvo_triage.outputs.result_json import write_result
 from lvo_triage.outputs.timing_log import append_timing
-from lvo_triage.preprocess import Preprocessor
+from lvo_triage.preprocess import Preprocessor, require_contrast
 from lvo_triage.result import Side, Status, TriageResult, utc_now
 from lvo_triage.timing import StageTimer
 
@@ -70,6 +70,9 @@ def triage_study(
         result.warnings.extend(load_warnings)
         with timer.stage("preprocess"):
             batch = engine.preprocessor(volume)
+            require_contrast(
+                batch, engine.preprocessor.spec, engine.settings.selection.min_arterial_hu
+            )
         with timer.stage("inference"):
             prediction = engine.detector.predict(batch)
         with timer.stage("postprocess"):
