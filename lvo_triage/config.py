@@ -22,6 +22,7 @@ class SelectionSettings:
     max_slice_spacing_mm: float = 1.5
     min_instances: int = 20
     min_arterial_hu: float = 75.0
+    max_gap_mm: float = 3.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_slice_spacing_mm <= 10:

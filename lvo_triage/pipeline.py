@@ -66,7 +66,9 @@ def triage_study(
         result.series_considered = selection.considered
         result.series_instance_uid = selection.series.uid
         with timer.stage("load"):
-            volume, load_warnings = load_volume(selection.series)
+            volume, load_warnings = load_volume(
+                selection.series, max_gap_mm=engine.settings.selection.max_gap_mm
+            )
         result.warnings.extend(load_warnings)
         with timer.stage("preprocess"):
             batch = engine.preprocessor(volume)

@@ -112,3 +112,18 @@ def test_series_without_contrast_is_not_analyzable(tmp_path: Path, bundled_model
     assert result.reason is not None and "no contrast-enhanced series" in result.reason
     (cta,) = triage_path(engine, write_study(spec, tmp_path / "cta", fast=True))
     assert cta.status is Status.OK
+
+
+def test_one_missing_slice_is_interpolated_with_a_warning(fast_study: Path, tmp_path: Path) -> None:
+    reference, _ = load_volume(next(iter(discover(fast_study).studies[0].series.values())))
+    root = _copy(fast_study, tmp_path / "in")
+    series = next(iter(discover(root).studies[0].series.values()))
+    ordered = sorted(series.instances, key=lambda i: i.position[2] if i.position else 0)
+    ordered[50].path.unlink()
+    volume, warnings = load_volume(next(iter(discover(root).studies[0].series.values())))
+    assert volume.hu.shape == reference.hu.shape
+    assert np.allclose(volume.affine, reference.affine)
+    assert any("1 missing slice(s)" in w for w in warnings)
+    expected = (reference.hu[:, :, 49] + reference.hu[:, :, 51]) / 2
+    assert np.allclose(volume.hu[:, :, 50], expected, atol=1e-3)
+    assert np.array_equal(volume.hu[:, :, 51:], reference.hu[:, :, 51:])

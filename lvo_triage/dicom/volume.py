@@ -35,7 +35,37 @@ def _slice_hu(path: str, rows: int, cols: int) -> np.ndarray:
     return hu
 
 
-def load_volume(series: Series) -> tuple[Volume, list[str]]:
+def _fill_gaps(
+    hu: np.ndarray, positions: np.ndarray, spacing: float
+) -> tuple[np.ndarray, list[str]]:
+    """Insert linearly interpolated slices into the gaps (already checked to be small); a gap that
+    is not a whole number of slices is ``NotAnalyzable``."""
+    steps = np.diff(positions)
+    gaps = np.flatnonzero(steps > spacing * GAP_FACTOR).tolist()
+    if not gaps:
+        return hu, []
+    worst = float(steps[gaps].max())
+    parts: list[np.ndarray] = []
+    start = 0
+    missing = 0
+    for g in gaps:
+        n = round(float(steps[g]) / spacing)
+        if abs(float(steps[g]) - n * spacing) > 0.2 * spacing:
+            msg = f"slices {steps[g]:.2f} mm apart where the series has {spacing:.2f} mm"
+            raise NotAnalyzable(msg)
+        parts.append(hu[:, :, start : g + 1])
+        a, b = hu[:, :, g], hu[:, :, g + 1]
+        parts.extend((a + (b - a) * (j / n))[:, :, None] for j in range(1, n))
+        missing += n - 1
+        start = g + 1
+    parts.append(hu[:, :, start:])
+    warning = (
+        f"{missing} missing slice(s) in {len(gaps)} gap(s) of up to {worst:.1f} mm interpolated"
+    )
+    return np.concatenate(parts, axis=2), [warning]
+
+
+def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, list[str]]:
     """Read every slice of ``series`` into HU; returns the volume and warnings."""
     instances, positions = sorted_along_normal(series.instances)
     warnings: list[str] = []
@@ -44,9 +74,12 @@ def load_volume(series: Series) -> tuple[Volume, list[str]]:
     if spacing <= 0 or np.any(steps < spacing * 0.5):
         msg = "two images share one slice position (several acquisitions in one series?)"
         raise NotAnalyzable(msg)
-    if np.any(steps > spacing * GAP_FACTOR):
+    if np.any(steps > max(spacing * GAP_FACTOR, max_gap_mm)):
         worst = float(steps.max())
-        msg = f"a gap of {worst:.1f} mm between slices (normally {spacing:.2f} mm): images missing"
+        msg = (
+            f"a gap of {worst:.1f} mm between slices (normally {spacing:.2f} mm): images missing; "
+            f"gaps up to {max_gap_mm:g} mm are interpolated"
+        )
         raise NotAnalyzable(msg)
     numbers = [i.instance_number for i in instances if i.instance_number is not None]
     ordered = len(numbers) < len(instances) or numbers in (sorted(numbers), sorted(numbers)[::-1])
@@ -62,6 +95,9 @@ def load_volume(series: Series) -> tuple[Volume, list[str]]:
     hu = np.empty((cols, rows, len(instances)), dtype=np.float32)
     for k, inst in enumerate(instances):
         hu[:, :, k] = _slice_hu(str(inst.path), rows, cols).T
+
+    hu, gap_warnings = _fill_gaps(hu, positions, spacing)
+    warnings.extend(gap_warnings)
 
     row_dir = np.asarray(first.orientation[:3])
     col_dir = np.asarray(first.orientation[3:])
