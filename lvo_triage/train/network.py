@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lvo_triage.preprocess import BONE_LEVEL
+
 LR_DIM = 2
-BONE_LEVEL = 0.99
 SLAB, SLAB_STEP = 8, 4
 
 
