@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pydicom
 
 from lvo_triage.dicom.discover import Series
 from lvo_triage.dicom.geometry import slice_normal, slice_spacing, sorted_along_normal
+from lvo_triage.dicom.pixels import read_stack
 from lvo_triage.dicom.volume_types import Volume
 from lvo_triage.errors import NotAnalyzable
 
 GAP_FACTOR = 1.5
-
-
-def _slice_hu(path: str, rows: int, cols: int) -> np.ndarray:
-    ds = pydicom.dcmread(path)
-    try:
-        pixels: np.ndarray = ds.pixel_array
-    except (NotImplementedError, RuntimeError, ValueError) as exc:
-        syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
-        name = syntax.name if syntax is not None else "unknown"
-        msg = f"the pixel data ({name}) cannot be decoded here: {exc}"
-        raise NotAnalyzable(msg) from exc
-    if pixels.shape != (rows, cols):
-        msg = f"an image of {pixels.shape} pixels in a series of {rows}x{cols} images"
-        raise NotAnalyzable(msg)
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    hu = pixels.astype(np.float32)
-    if slope != 1.0:
-        hu *= slope
-    if intercept != 0.0:
-        hu += intercept
-    return hu
 
 
 def _fill_gaps(
@@ -91,10 +69,7 @@ def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, lis
     if first.pixel_spacing is None:
         msg = "the images have no PixelSpacing, so distances cannot be measured"
         raise NotAnalyzable(msg)
-    rows, cols = first.rows, first.columns
-    hu = np.empty((cols, rows, len(instances)), dtype=np.float32)
-    for k, inst in enumerate(instances):
-        hu[:, :, k] = _slice_hu(str(inst.path), rows, cols).T
+    hu = read_stack(instances).transpose(2, 1, 0)  # (slice, row, col) -> [i, j, k], a view
 
     hu, gap_warnings = _fill_gaps(hu, positions, spacing)
     warnings.extend(gap_warnings)

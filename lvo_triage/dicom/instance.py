@@ -1,0 +1,260 @@
+"""One DICOM file's header → the ``Instance`` records (one per frame) that selection and loading
+need. The fast scanner of ``header.py`` reads common files; pydicom reads every other one."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from lvo_triage.dicom.header import EXPLICIT_LE, IMPLICIT_LE, WANTED, scan_file
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+JUNK_NAMES = {"thumbs.db", ".ds_store", "desktop.ini"}
+NATIVE_SYNTAXES = {EXPLICIT_LE, IMPLICIT_LE}
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """How the stored values of one frame become HU."""
+
+    transfer_syntax: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    samples: int
+    slope: float
+    intercept: float
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One image (a file, or one frame of a multi-frame file): the header facts selection and
+    loading need, no patient data. ``pixel_offset`` is set when the frame is stored uncompressed
+    at a known place in the file, so loading reads it directly."""
+
+    path: Path
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+    image_type: tuple[str, ...]
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing: tuple[float, float] | None
+    rows: int
+    columns: int
+    instance_number: int | None
+    acquisition_number: int | None
+    frames: int
+    frame: int | None
+    pixel: PixelFormat
+    pixel_offset: int | None
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What one file contributes: its images and the study/series it belongs to."""
+
+    instances: list[Instance]
+    study_uid: str
+    accession_number: str | None
+    series_uid: str
+    description: str
+
+
+def _floats(text: str | None, n: int) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        out = tuple(float(v) for v in text.split("\\"))
+    except ValueError:
+        return None
+    return out if len(out) == n else None
+
+
+def _int(text: str | None) -> int | None:
+    """An integer tag value, or None when it is missing or malformed (e.g. IS '1A')."""
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        try:
+            return int(float(str(text)))
+        except (TypeError, ValueError):
+            return None
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(str(text).strip()) if text not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _dataset_values(ds: Dataset) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in WANTED.values():
+        value = ds.get(name)
+        if value is not None and value != "":
+            out[name] = _as_text(value)
+    return out
+
+
+def _read_with_pydicom(path: Path) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        # No preamble or no file meta: still DICOM if the dataset parses and names its instance.
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if "SOPInstanceUID" not in ds or "StudyInstanceUID" not in ds:
+            raise
+        return ds
+
+
+def _instance(path: Path, v: dict[str, str], syntax: str, offset: int | None) -> Instance:
+    rows, cols = _int(v.get("Rows")) or 0, _int(v.get("Columns")) or 0
+    pixel = PixelFormat(
+        transfer_syntax=syntax,
+        bits_allocated=_int(v.get("BitsAllocated")) or 16,
+        bits_stored=_int(v.get("BitsStored")) or _int(v.get("BitsAllocated")) or 16,
+        pixel_representation=_int(v.get("PixelRepresentation")) or 0,
+        samples=_int(v.get("SamplesPerPixel")) or 1,
+        slope=_float(v.get("RescaleSlope"), 1.0) or 1.0,
+        intercept=_float(v.get("RescaleIntercept"), 0.0),
+    )
+    return Instance(
+        path=path,
+        sop_instance_uid=v.get("SOPInstanceUID", ""),
+        sop_class_uid=v.get("SOPClassUID", ""),
+        modality=v.get("Modality", "").upper(),
+        image_type=tuple(t.strip().upper() for t in v.get("ImageType", "").split("\\") if t),
+        position=_floats(v.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(v.get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
+        pixel_spacing=_floats(v.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        rows=rows,
+        columns=cols,
+        instance_number=_int(v.get("InstanceNumber")),
+        acquisition_number=_int(v.get("AcquisitionNumber")),
+        frames=_int(v.get("NumberOfFrames")) or 1,
+        frame=None,
+        pixel=pixel,
+        pixel_offset=offset,
+    )
+
+
+def _group_value(ds: Dataset, frame: int, sequence: str, name: str) -> Any:
+    """An attribute of one frame from the per-frame functional groups, else the shared ones."""
+    for groups, index in (
+        ("PerFrameFunctionalGroupsSequence", frame),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        items = ds.get(groups)
+        if items is None or len(items) <= index:
+            continue
+        inner = items[index].get(sequence)
+        if inner and name in inner[0]:
+            return inner[0].get(name)
+    return None
+
+
+def _frames(base: Instance, ds: Dataset) -> list[Instance]:
+    """The frames of a multi-frame (Enhanced CT) file as instances with their own geometry."""
+    out = []
+    for k in range(base.frames):
+
+        def get(seq: str, name: str, k: int = k) -> str | None:
+            value = _group_value(ds, k, seq, name)
+            return None if value is None else _as_text(value)
+
+        pos = get("PlanePositionSequence", "ImagePositionPatient")
+        ori = get("PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing = get("PixelMeasuresSequence", "PixelSpacing")
+        slope = get("PixelValueTransformationSequence", "RescaleSlope")
+        intercept = get("PixelValueTransformationSequence", "RescaleIntercept")
+        pixel = replace(
+            base.pixel,
+            slope=_float(slope, base.pixel.slope) or 1.0,
+            intercept=_float(intercept, base.pixel.intercept),
+        )
+        out.append(
+            replace(
+                base,
+                position=_floats(pos, 3) or base.position,  # type: ignore[arg-type]
+                orientation=_floats(ori, 6) or base.orientation,  # type: ignore[arg-type]
+                pixel_spacing=_floats(spacing, 2) or base.pixel_spacing,  # type: ignore[arg-type]
+                frame=k,
+                pixel=pixel,
+            )
+        )
+    return out
+
+
+def _native_offset(values: dict[str, str], offset: int | None, length: int) -> int | None:
+    """The pixel offset when one uncompressed single frame of the expected size is stored."""
+    if offset is None or length < 0:
+        return None
+    rows, cols = _int(values.get("Rows")) or 0, _int(values.get("Columns")) or 0
+    bits = _int(values.get("BitsAllocated")) or 0
+    samples = _int(values.get("SamplesPerPixel")) or 1
+    frames = _int(values.get("NumberOfFrames")) or 1
+    if frames != 1 or samples != 1 or bits not in (8, 16) or length < rows * cols * bits // 8:
+        return None
+    return offset
+
+
+def read_header(path: Path, *, fast: bool = True) -> FileHeader:
+    """Parse one file's header, or raise ``ValueError`` with the reason the file is skipped.
+    ``fast=False`` always uses pydicom (the reference the fast scan is tested against)."""
+    if path.name.lower() in JUNK_NAMES:
+        raise ValueError("not a DICOM file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError("empty file")
+    scanned = scan_file(str(path)) if fast else None
+    end = None if scanned is None else scanned.pixel_offset
+    if end is not None and size < end + max(scanned.pixel_length, 0):  # type: ignore[union-attr]
+        raise ValueError("truncated: the file ends inside its pixel data")
+    ds: Dataset | None = None
+    if scanned is not None and scanned.values.get("SOPClassUID") != DICOMDIR_CLASS:
+        values, syntax = scanned.values, scanned.transfer_syntax
+        offset = scanned.pixel_offset if syntax in NATIVE_SYNTAXES else None
+        offset = _native_offset(values, offset, scanned.pixel_length)
+    else:
+        try:
+            ds = _read_with_pydicom(path)
+        except (InvalidDicomError, EOFError, OSError, KeyError, TypeError, struct.error) as exc:
+            raise ValueError(f"not readable as DICOM ({type(exc).__name__})") from exc
+        meta = ds.file_meta if ds.file_meta is not None else Dataset()
+        if str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or (
+            "DirectoryRecordSequence" in ds
+        ):
+            raise ValueError("DICOMDIR index, not an image")
+        values, offset = _dataset_values(ds), None
+        syntax = str(meta.get("TransferSyntaxUID", IMPLICIT_LE))
+    base = _instance(path, values, syntax, offset)
+    study, series = values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", "")
+    if not (base.sop_instance_uid and study and series):
+        raise ValueError("DICOM file without SOP/study/series instance UID")
+    instances = [base]
+    if base.frames > 1:
+        if ds is None:
+            ds = _read_with_pydicom(path)
+        instances = _frames(base, ds)
+    return FileHeader(
+        instances=instances,
+        study_uid=study,
+        accession_number=values.get("AccessionNumber") or None,
+        series_uid=series,
+        description=values.get("SeriesDescription", ""),
+    )
