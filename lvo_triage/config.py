@@ -23,10 +23,14 @@ class SelectionSettings:
     min_instances: int = 20
     min_arterial_hu: float = 75.0
     max_gap_mm: float = 3.0
+    min_coverage_mm: float = 100.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_slice_spacing_mm <= 10:
             msg = f"selection.max_slice_spacing_mm={self.max_slice_spacing_mm} must be in (0, 10]"
+            raise ConfigError(msg)
+        if not 0 <= self.min_coverage_mm <= 400:
+            msg = f"selection.min_coverage_mm={self.min_coverage_mm} must be in [0, 400]"
             raise ConfigError(msg)
         if self.min_instances < 2:
             msg = f"selection.min_instances={self.min_instances} must be at least 2"

@@ -7,9 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lvo_triage.config import Settings
 from lvo_triage.dicom.discover import Discovery, Study, discover
-from lvo_triage.dicom.select import NotAnalyzableWithSeries, select_series
+from lvo_triage.dicom.select import NotAnalyzableWithSeries, Selection, select_series
 from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.inference import Detector
@@ -54,6 +56,31 @@ def _skip_warnings(discovery: Discovery) -> list[str]:
     return shown + ([f"... and {rest} more files skipped"] if rest > 0 else [])
 
 
+def _first_usable(
+    engine: Engine, selection: Selection, timer: StageTimer, result: TriageResult
+) -> np.ndarray:
+    """Load and preprocess the candidates, best first, until one loads and shows contrast (a
+    series with missing slices or without contrast makes way for the next); the model input."""
+    rules = engine.settings.selection
+    for index in selection.candidates:
+        series = selection.parts[index]
+        try:
+            with timer.stage("load"):
+                volume, warnings = load_volume(series, max_gap_mm=rules.max_gap_mm)
+            with timer.stage("preprocess"):
+                batch = engine.preprocessor(volume)
+                require_contrast(batch, engine.preprocessor.spec, rules.min_arterial_hu)
+        except NotAnalyzable as exc:
+            selection.failed(index, exc.reason)
+            continue
+        result.series_considered = selection.report(index)
+        result.series_instance_uid = series.uid
+        result.warnings.extend(warnings)
+        return batch
+    first = selection.failures[selection.candidates[0]]
+    raise NotAnalyzableWithSeries(first, selection.report(None))
+
+
 def triage_study(
     engine: Engine, study: Study, timer: StageTimer, result: TriageResult
 ) -> TriageResult:
@@ -63,18 +90,7 @@ def triage_study(
     try:
         with timer.stage("select"):
             selection = select_series(study, engine.settings.selection)
-        result.series_considered = selection.considered
-        result.series_instance_uid = selection.series.uid
-        with timer.stage("load"):
-            volume, load_warnings = load_volume(
-                selection.series, max_gap_mm=engine.settings.selection.max_gap_mm
-            )
-        result.warnings.extend(load_warnings)
-        with timer.stage("preprocess"):
-            batch = engine.preprocessor(volume)
-            require_contrast(
-                batch, engine.preprocessor.spec, engine.settings.selection.min_arterial_hu
-            )
+        batch = _first_usable(engine, selection, timer, result)
         with timer.stage("inference"):
             prediction = engine.detector.predict(batch)
         with timer.stage("postprocess"):

@@ -58,7 +58,8 @@ def test_selection_prefers_the_thin_original_series(fast_study: Path, tmp_path: 
     study = discover(root).studies[0]
     selection = select_series(study, SelectionSettings())
     assert len(selection.series.instances) == len(files)
-    reasons = {c.instances: c.reason for c in selection.considered if not c.selected}
+    considered = selection.report(selection.candidates[0])
+    reasons = {c.instances: c.reason for c in considered if not c.selected}
     assert "derived" in reasons[3]
     assert "localizer" in reasons[1]
 

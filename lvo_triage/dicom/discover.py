@@ -17,10 +17,18 @@ __all__ = ["Discovery", "Instance", "Series", "Study", "discover", "iter_files"]
 
 @dataclass
 class Series:
+    """A series, or one ``part`` of it (an acquisition) when selection had to split it."""
+
     uid: str
     description: str
     modality: str
     instances: list[Instance] = field(default_factory=list)
+    part: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The description, naming the part when this is one."""
+        return f"{self.description} ({self.part})" if self.part else self.description
 
 
 @dataclass
