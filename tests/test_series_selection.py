@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,23 +16,12 @@ from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.pipeline import Engine, triage_path
 from lvo_triage.result import Status
-from lvo_triage.synth import sample_spec, write_study
 from tests.dicom_edits import dose_reports, enhanced_ct, rewrite, study_uid_of
-
-SEED = 9_500_001
 
 
 @pytest.fixture(scope="module")
 def engine(bundled_model: Path) -> Engine:
     return Engine.create(Settings())
-
-
-@pytest.fixture(scope="module")
-def plain_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fast phantom's head, scanned without contrast (same geometry as ``fast_study``)."""
-    spec = sample_spec(SEED, case_id="e2e", lvo=True, side="left", site="M1")
-    plain = dataclasses.replace(spec, artery_hu=spec.white_hu + 5.0)
-    return write_study(plain, tmp_path_factory.mktemp("plain"), fast=True)
 
 
 def _acquisition(number: int) -> Callable[[pydicom.Dataset], None]:

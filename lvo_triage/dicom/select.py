@@ -85,7 +85,8 @@ def _rejection(series: Series, rules: SelectionSettings) -> tuple[str | None, fl
     if why is not None:
         return why, 0.0
     if len(series.instances) < rules.min_instances:
-        return f"only {len(series.instances)} images (a CTA needs >= {rules.min_instances})", 0.0
+        n = len(series.instances)
+        return f"only {n} image{'s' if n != 1 else ''} (a CTA needs {rules.min_instances})", 0.0
     try:
         _, positions = sorted_along_normal(series.instances)
     except NotAnalyzable as exc:
