@@ -86,6 +86,7 @@ WANTED: dict[int, str] = {
     0x00280103: "PixelRepresentation",
     0x00281052: "RescaleIntercept",
     0x00281053: "RescaleSlope",
+    0x00282110: "LossyImageCompression",
 }
 US_TAGS = {0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103}
 FUNCTIONAL_GROUPS = {0x52009229, 0x52009230}  # Enhanced CT: per-frame geometry lives there

@@ -55,6 +55,7 @@ class Instance:
     frame: int | None
     pixel: PixelFormat
     pixel_offset: int | None
+    lossy: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def _instance(path: Path, v: dict[str, str], syntax: str, offset: int | None) ->
         frame=None,
         pixel=pixel,
         pixel_offset=offset,
+        lossy=v.get("LossyImageCompression", "").strip() == "01",
     )
 
 

@@ -1,17 +1,23 @@
-"""Pixel data of a series → HU, slice by slice, in parallel threads.
+"""Pixel data of a series → HU, slice by slice, in parallel.
 
 Uncompressed frames whose place in the file the header scan found are read with one ``pread``
-each, without parsing the header again; every other file (compressed, big endian, deflated,
-multi-frame) is decoded by pydicom and its pylibjpeg/pyjpegls plugins. numpy's conversions and
-the codecs release the GIL, so threads share the work across cores.
+each, without parsing the header again, in threads (reads and numpy's conversions release the
+GIL). Every other file (compressed, big endian, deflated, multi-frame) is decoded by pydicom and
+its pylibjpeg/pyjpegls plugins. Those codecs hold the GIL, so a series of many such files is
+decoded by a pool of worker processes (spawned once, on first use, and kept). Like every spawned
+pool it re-imports the caller's main script: a script that calls lvo-triage must keep its work
+under ``if __name__ == "__main__":`` (the ``lvo-triage`` command and the services do); otherwise
+the pool breaks and decoding falls back to this process, with the same result.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,8 @@ from lvo_triage.errors import NotAnalyzable
 
 Items = list[tuple[int, Instance]]
 CHUNK = 16  # slices per task: large enough to amortise scheduling, small enough to balance
+MIN_FILES_FOR_PROCESSES = 8  # fewer compressed files: decoding them here beats shipping them
+_process_pool: ProcessPoolExecutor | None = None
 
 
 def _stored_dtype(fmt: PixelFormat) -> np.dtype:
@@ -64,7 +72,10 @@ def _decode(path: Path) -> np.ndarray:
         meta = getattr(ds, "file_meta", None) if "ds" in locals() else None
         syntax = getattr(meta, "TransferSyntaxUID", None)
         name = syntax.name if syntax is not None else "unknown"
-        msg = f"the pixel data ({name}) cannot be decoded here: {exc}"
+        msg = (
+            f"the pixel data ({name}) cannot be decoded here ({exc}); ask for the series "
+            "uncompressed or losslessly compressed (JPEG lossless, JPEG-LS, JPEG 2000, RLE)"
+        )
         raise NotAnalyzable(msg) from exc
     except (OSError, EOFError) as exc:
         msg = f"the file {path.name} cannot be read ({type(exc).__name__}: {exc})"
@@ -103,6 +114,54 @@ def _decoded_task(items: Items, out: np.ndarray) -> None:
         _to_hu(frames[index], inst.pixel, out[k])
 
 
+def _decode_files(groups: list[Items], shape: tuple[int, int]) -> np.ndarray:
+    """Decode whole files (in a worker process): HU of their frames, in the order given."""
+    n = sum(len(items) for items in groups)
+    out = np.empty((n, *shape), dtype=np.float32)
+    start = 0
+    for items in groups:
+        local = [(start + j, inst) for j, (_, inst) in enumerate(items)]
+        _decoded_task(local, out)
+        start += len(items)
+    return out
+
+
+def workers_available() -> int:
+    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+
+
+def _processes() -> ProcessPoolExecutor:
+    """The decoding processes (spawned, so safe beside ONNX Runtime's and torch's threads)."""
+    global _process_pool
+    if _process_pool is None:
+        _process_pool = ProcessPoolExecutor(
+            max_workers=workers_available(), mp_context=multiprocessing.get_context("spawn")
+        )
+    return _process_pool
+
+
+def _decode_in_processes(files: list[Items], out: np.ndarray) -> bool:
+    """Spread whole files over the worker processes, about ``CHUNK`` frames per task; False if
+    the pool broke (a worker was killed), so that the caller decodes here instead."""
+    global _process_pool
+    batches: list[list[Items]] = [[]]
+    for items in files:
+        if sum(len(i) for i in batches[-1]) >= CHUNK:
+            batches.append([])
+        batches[-1].append(items)
+    pool = _processes()
+    shape = out.shape[1:]
+    try:
+        futures = [(batch, pool.submit(_decode_files, batch, shape)) for batch in batches]
+        for batch, future in futures:
+            indices = [k for items in batch for k, _ in items]
+            out[indices] = future.result()
+    except BrokenProcessPool:
+        _process_pool = None
+        return False
+    return True
+
+
 def read_stack(instances: Sequence[Instance], *, workers: int | None = None) -> np.ndarray:
     """HU of ``instances`` (already in slice order) as float32 of shape (n, rows, cols)."""
     first = instances[0]
@@ -116,12 +175,15 @@ def read_stack(instances: Sequence[Instance], *, workers: int | None = None) -> 
     if len(sizes) > 1:
         msg = f"the series mixes image sizes ({', '.join(f'{r}x{c}' for r, c in sorted(sizes))})"
         raise NotAnalyzable(msg)
+    n_workers = workers or workers_available()
+    many = n_workers > 1 and len(by_file) >= MIN_FILES_FOR_PROCESSES
+    if many and _decode_in_processes(list(by_file.values()), out):
+        by_file.clear()
     tasks: list[tuple[Callable[[Items, np.ndarray], None], Items]] = [
         (_native_task, native[s : s + CHUNK]) for s in range(0, len(native), CHUNK)
     ]
     tasks += [(_decoded_task, items) for items in by_file.values()]
-    n_workers = workers or min(8, os.cpu_count() or 1)
-    if n_workers == 1 or len(tasks) == 1:
+    if n_workers == 1 or len(tasks) <= 1:
         for fn, items in tasks:
             fn(items, out)
         return out

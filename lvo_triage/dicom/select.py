@@ -31,6 +31,7 @@ SOP_CLASS_WORDS = {
     "1.2.840.10008.5.1.4.1.1.104.1": "PDF document",
     "1.2.840.10008.5.1.4.1.1.66": "raw data",
 }
+REFORMAT_WORDS = {"MIP", "MPR", "REFORMATTED", "PROJECTION IMAGE", "CURVED", "VOLUME"}
 DOSE_WORDS = ("DOSE REPORT", "DOSE INFO", "DOSE_INFO", "SCREEN SAVE", "PATIENT PROTOCOL")
 
 
@@ -59,8 +60,11 @@ def _kind_rejection(series: Series) -> str | None:
         return "dose report or protocol page, not CT slices"
     if "LOCALIZER" in kinds:
         return "localizer (scout) image"
-    if kinds & {"DERIVED", "SECONDARY"} or "MIP" in kinds:
+    if kinds & REFORMAT_WORDS or "SECONDARY" in kinds:
         return "derived/secondary images (reformat or MIP), not the source slices"
+    if "DERIVED" in kinds and not (first.lossy and "PRIMARY" in kinds):
+        # DERIVED\PRIMARY with LossyImageCompression 01 is a lossy copy of the source slices.
+        return "derived images (reformat or MIP), not the source slices"
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lvo_triage.dicom.discover import Series
+from lvo_triage.dicom.discover import Instance, Series
 from lvo_triage.dicom.geometry import slice_normal, slice_spacing, sorted_along_normal
 from lvo_triage.dicom.pixels import read_stack
 from lvo_triage.dicom.volume_types import Volume
@@ -43,6 +43,20 @@ def _fill_gaps(
     return np.concatenate(parts, axis=2), [warning]
 
 
+def _quality_warnings(instances: list[Instance]) -> list[str]:
+    """Warnings for pixel data that lost information before it reached us."""
+    out = []
+    if any(i.lossy for i in instances):
+        out.append(
+            "the images were compressed lossily: lvo-triage has not been validated on lossy data"
+        )
+    bits = min(i.pixel.bits_stored for i in instances)
+    if bits <= 8:
+        step = max(abs(i.pixel.slope) for i in instances)
+        out.append(f"only {bits}-bit pixel data ({step:.0f} HU per step): fine contrast is lost")
+    return out
+
+
 def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, list[str]]:
     """Read every slice of ``series`` into HU; returns the volume and warnings."""
     instances, positions = sorted_along_normal(series.instances)
@@ -59,6 +73,7 @@ def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, lis
             f"gaps up to {max_gap_mm:g} mm are interpolated"
         )
         raise NotAnalyzable(msg)
+    warnings.extend(_quality_warnings(instances))
     numbers = [i.instance_number for i in instances if i.instance_number is not None]
     ordered = len(numbers) < len(instances) or numbers in (sorted(numbers), sorted(numbers)[::-1])
     if not ordered:
