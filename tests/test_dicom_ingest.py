@@ -128,3 +128,22 @@ def test_one_missing_slice_is_interpolated_with_a_warning(fast_study: Path, tmp_
     expected = (reference.hu[:, :, 49] + reference.hu[:, :, 51]) / 2
     assert np.allclose(volume.hu[:, :, 50], expected, atol=1e-3)
     assert np.array_equal(volume.hu[:, :, 51:], reference.hu[:, :, 51:])
+
+
+def test_files_without_preamble_or_file_meta_are_read(fast_study: Path, tmp_path: Path) -> None:
+    """Some exporters write the bare dataset: no 128-byte preamble, or no file meta at all."""
+    reference, _ = load_volume(next(iter(discover(fast_study).studies[0].series.values())))
+    root = tmp_path / "bare"
+    root.mkdir()
+    for n, f in enumerate(sorted(fast_study.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.preamble = None
+        if n % 2:  # no file meta either: the bare dataset, implicit VR little endian
+            del ds.file_meta
+            ds.save_as(root / f.name, implicit_vr=True, little_endian=True)
+        else:
+            ds.save_as(root / f.name, enforce_file_format=False)
+    found = discover(root)
+    assert found.skipped == []
+    volume, _ = load_volume(next(iter(found.studies[0].series.values())))
+    assert np.array_equal(volume.hu, reference.hu)

@@ -1,7 +1,8 @@
 """The patient's side in the result is right for any slice orientation and order.
 
-One phantom head with a left M1 occlusion is rendered on grids whose slices are axial (head first
-and feet first), coronal and sagittal, written as DICOM with shuffled file names, and triaged.
+One phantom head with a left M1 occlusion is rendered on grids whose slices are axial (head first,
+feet first, and turned 180 degrees in plane), coronal and sagittal, written as DICOM with shuffled
+file names, and triaged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ STEP_MM = 1.4
 ORIENTATIONS = {
     "axial head-first": np.eye(3),
     "axial feet-first": np.array([[-1.0, 0, 0], [0, 1, 0], [0, 0, -1]]),
+    "axial flipped (rows and columns reversed)": np.array([[-1.0, 0, 0], [0, -1, 0], [0, 0, 1]]),
     "coronal": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
     "sagittal": np.array([[0, 0, -1.0], [1, 0, 0], [0, -1, 0]]),
 }

@@ -112,6 +112,18 @@ def _dataset_values(ds: Dataset) -> dict[str, str]:
     return out
 
 
+def syntax_of(ds: Dataset) -> str:
+    """The transfer syntax of a dataset read by pydicom; for a bare dataset without file meta,
+    the encoding pydicom found while reading it."""
+    meta = ds.file_meta if ds.file_meta is not None else Dataset()
+    if "TransferSyntaxUID" in meta:
+        return str(meta.TransferSyntaxUID)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return IMPLICIT_LE
+    return EXPLICIT_LE if little is not False else "1.2.840.10008.1.2.2"
+
+
 def _read_with_pydicom(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
@@ -243,7 +255,7 @@ def read_header(path: Path, *, fast: bool = True) -> FileHeader:
         ):
             raise ValueError("DICOMDIR index, not an image")
         values, offset = _dataset_values(ds), None
-        syntax = str(meta.get("TransferSyntaxUID", IMPLICIT_LE))
+        syntax = syntax_of(ds)
     base = _instance(path, values, syntax, offset)
     study, series = values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", "")
     if not (base.sop_instance_uid and study and series):

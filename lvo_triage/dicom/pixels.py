@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from lvo_triage.dicom.instance import Instance, PixelFormat
+from lvo_triage.dicom.instance import Instance, PixelFormat, syntax_of
 from lvo_triage.errors import NotAnalyzable
 
 Items = list[tuple[int, Instance]]
@@ -66,7 +66,9 @@ def _read_native(inst: Instance, fd: int) -> np.ndarray:
 def _decode(path: Path) -> np.ndarray:
     """All frames of one file as stored values, shape (frames, rows, cols)."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, force=True)  # bare datasets too (discovery checked them)
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = syntax_of(ds)
         pixels: np.ndarray = ds.pixel_array
     except (NotImplementedError, RuntimeError, ValueError, AttributeError) as exc:
         meta = getattr(ds, "file_meta", None) if "ds" in locals() else None
