@@ -1,8 +1,9 @@
 """MONAI transforms from an HU volume to the model grid.
 
 The chain (also used to build training data, so that researchers train on what inference sees):
-orient to RAS → crop to the head → one anti-aliased (area) resize to the model spacing →
-intensity window to [0, 1] → centre pad/crop to the model shape.
+crop to the head → one anti-aliased (area) resize to the model spacing → orient to RAS →
+intensity window to [0, 1] → centre pad/crop to the model shape. Cropping and resizing first, in
+the order the volume lies in memory, gives the same result as orienting first, much faster.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ ARTERIAL_BOX = ((0.2, 0.8), (0.2, 0.8), (0.3, 0.6))  # central head, above the s
 TOP_VOXELS = 50
 
 
+def in_memory_order(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same volume with its axes in memory order (C-contiguous, no copy when ``hu`` is a
+    transposed view, as the loader returns it) and the affine's columns permuted to match;
+    Orientation then brings it to RAS in one pass instead of a slow strided copy first."""
+    order = np.argsort([-abs(s) for s in hu.strides], kind="stable")
+    data = np.ascontiguousarray(hu.transpose(order))
+    permuted = affine.copy()
+    permuted[:3, :3] = affine[:3, :3][:, order]
+    return data, permuted
+
+
 class Preprocessor:
     """Builds the MONAI transforms once; call it with a :class:`Volume`."""
 
@@ -45,14 +57,16 @@ class Preprocessor:
 
     def __call__(self, volume: Volume) -> np.ndarray:
         """The model input, float32 of shape ``(1, 1, *spec.shape)``."""
+        data, affine = in_memory_order(volume.hu, volume.affine)
         image: Any = MetaTensor(
-            torch.from_numpy(np.ascontiguousarray(volume.hu))[None],
-            affine=torch.as_tensor(LPS_TO_RAS @ volume.affine, dtype=torch.float64),
+            torch.from_numpy(data)[None],
+            affine=torch.as_tensor(LPS_TO_RAS @ affine, dtype=torch.float64),
         )
-        image = self._orient(image)
         if int((image > self.spec.foreground_hu).sum()) < MIN_HEAD_VOXELS:
             msg = "no head found in the images (nothing denser than air)"
             raise NotAnalyzable(msg)
+        # Crop and shrink in memory order, then orient the small result: the same output as
+        # orienting first (flips and axis swaps commute with both), without moving 400 MB.
         image = self._crop(image)
         spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
         size = [
@@ -60,6 +74,7 @@ class Preprocessor:
             for n, s in zip(image.shape[1:], spacing, strict=True)
         ]
         image = Resize(spatial_size=size, mode="area")(image)
+        image = self._orient(image)
         image = self._window(image)
         image = self._fit(image)
         array = np.asarray(image.as_tensor() if isinstance(image, MetaTensor) else image)

@@ -54,3 +54,49 @@ def test_empty_volume_is_not_analyzable() -> None:
     volume = Volume(hu=np.full((40, 40, 40), -1000.0, dtype=np.float32), affine=np.eye(4))
     with pytest.raises(NotAnalyzable, match="no head"):
         Preprocessor(spec=DEFAULT_INPUT)(volume)
+
+
+def _orient_first(volume: Volume) -> np.ndarray:
+    """The chain as first written (orient to RAS, then crop, resize, window, fit), for reference."""
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import (
+        CropForeground,
+        Orientation,
+        Resize,
+        ResizeWithPadOrCrop,
+        ScaleIntensityRange,
+    )
+
+    from lvo_triage.preprocess import LPS_TO_RAS
+
+    spec = DEFAULT_INPUT
+    image = MetaTensor(
+        torch.from_numpy(np.ascontiguousarray(volume.hu))[None],
+        affine=torch.as_tensor(LPS_TO_RAS @ volume.affine, dtype=torch.float64),
+    )
+    image = Orientation(axcodes="RAS", labels=None)(image)
+    crop = CropForeground(select_fn=lambda x: x > spec.foreground_hu, margin=2, allow_smaller=True)
+    image = crop(image)
+    spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
+    size = [round(n * s / spec.spacing_mm) for n, s in zip(image.shape[1:], spacing, strict=True)]
+    image = Resize(spatial_size=size, mode="area")(image)
+    lo, hi = spec.window_hu
+    image = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)(image)
+    image = ResizeWithPadOrCrop(spatial_size=spec.shape, mode="constant")(image)
+    return np.asarray(image.as_tensor())[None]
+
+
+@pytest.mark.parametrize(
+    "directions",
+    [np.diag([-1.0, 1.0, -1.0]), np.array([[0, 0, 1.0], [1.0, 0, 0], [0, 1, 0]])],
+    ids=["feet-first", "sagittal"],
+)
+def test_cropping_before_orienting_changes_nothing(directions: np.ndarray) -> None:
+    volume = _head_with_left_blob(_grid(directions, 1.3, (150, 131, 120)), (150, 131, 120))
+    reference = _orient_first(volume)
+    prep = Preprocessor(spec=DEFAULT_INPUT)
+    np.testing.assert_allclose(prep(volume), reference, atol=1e-6)
+    # the loader's layout: a transposed view of a slice-major array
+    view = Volume(hu=np.ascontiguousarray(volume.hu.transpose(2, 1, 0)).T, affine=volume.affine)
+    np.testing.assert_allclose(prep(view), reference, atol=1e-6)
