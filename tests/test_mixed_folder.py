@@ -60,20 +60,12 @@ def mixed(
     # A: the CTA with what a scanner sends next to it, in nested folders.
     a = generate_uid()
     rewrite(fast_study, root / "A" / "cta", study_uid=a)
-    rewrite(
-        fast_study,
-        root / "A" / "mip",
-        study_uid=a,
-        limit=30,
-        edit=_derived(["DERIVED", "SECONDARY", "MIP"], "CTA MIP"),
-    )
-    rewrite(
-        fast_study,
-        root / "A" / "scout",
-        study_uid=a,
-        limit=2,
-        edit=_derived(["ORIGINAL", "PRIMARY", "LOCALIZER"], "Topogram"),
-    )
+    for folder, n, kind, description in (
+        ("mip", 30, ["DERIVED", "SECONDARY", "MIP"], "CTA MIP"),
+        ("scout", 2, ["ORIGINAL", "PRIMARY", "LOCALIZER"], "Topogram"),
+    ):
+        edit = _derived(kind, description)
+        rewrite(fast_study, root / "A" / folder, study_uid=a, limit=n, edit=edit)
     dose_reports(next((root / "A" / "cta").iterdir()), root / "A" / "dose")
     cta_files = sorted((root / "A" / "cta").iterdir())
     shutil.copy(cta_files[3], root / "A" / "copy-of-slice.dcm")
