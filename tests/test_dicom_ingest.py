@@ -147,3 +147,19 @@ def test_files_without_preamble_or_file_meta_are_read(fast_study: Path, tmp_path
     assert found.skipped == []
     volume, _ = load_volume(next(iter(found.studies[0].series.values())))
     assert np.array_equal(volume.hu, reference.hu)
+
+
+def test_shuffled_instance_numbers_do_not_change_the_volume(
+    fast_study: Path, tmp_path: Path
+) -> None:
+    reference, _ = load_volume(next(iter(discover(fast_study).studies[0].series.values())))
+    root = _copy(fast_study, tmp_path / "in")
+    files = sorted(root.iterdir())
+    numbers = np.random.default_rng(3).permutation(len(files)) + 1
+    for f, number in zip(files, numbers, strict=True):
+        ds = pydicom.dcmread(f)
+        ds.InstanceNumber = int(number)
+        ds.save_as(f)
+    volume, warnings = load_volume(next(iter(discover(root).studies[0].series.values())))
+    assert np.array_equal(volume.hu, reference.hu)
+    assert "InstanceNumber does not follow slice position; ordered by position" in warnings
