@@ -12,6 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from lvo_triage.dicom.volume_types import Volume
+from lvo_triage.synth.artefacts import (
+    STREAK_BAND_MM,
+    motion,
+    skull_base_streaks,
+    thickness_blur,
+)
 from lvo_triage.synth.grid import Shape, acquisition_grid, head_to_lps
 from lvo_triage.synth.occlusion import Tube, build_tubes
 from lvo_triage.synth.spec import PhantomSpec
@@ -285,6 +291,24 @@ def _check_grid(shape: Shape, affine: np.ndarray) -> None:
         raise ValueError(msg)
 
 
+def _artefacts(spec: PhantomSpec, grid: _Grid, hu: np.ndarray) -> None:
+    """Slice thickness, motion and skull-base streaks, on the noise-free volume (in place)."""
+    thickness_blur(hu, spec.slice_thickness_mm, float(grid.spacing[2]))
+    motion(spec, hu, grid.spacing)
+    if spec.streak_hu <= 0:
+        return
+    nx, ny, nz = hu.shape
+    band = STREAK_BAND_MM + 40.0  # generous: the exact test is per slice, inside the head
+    base = spec.head.base_z
+    for k in range(nz):
+        centre_z = grid.coords((nx // 2, nx // 2 + 1, ny // 2, ny // 2 + 1, k, k + 1))[2]
+        if abs(float(centre_z.ravel()[0]) - base) > band:
+            continue
+        x, y, z = grid.coords((0, nx, 0, ny, k, k + 1))
+        xyz = np.stack(np.broadcast_arrays(x[..., 0], y[..., 0], z[..., 0]))
+        skull_base_streaks(spec, hu, xyz, k, hu[:, :, k] > -300.0)
+
+
 def render(spec: PhantomSpec, shape: Shape, affine: np.ndarray) -> Volume:
     """HU float32 volume of the phantom on the grid ``(shape, affine)``, noise included."""
     shape = (int(shape[0]), int(shape[1]), int(shape[2]))
@@ -316,6 +340,9 @@ def render(spec: PhantomSpec, shape: Shape, affine: np.ndarray) -> Volume:
             _draw_csf(spec, grid, block, slab_box)
             for tube, boxes in rasters:
                 _draw_tube(tube, boxes, grid, block, slab_box, (occ_buf, hu_buf))
+    _artefacts(spec, grid, hu)
+    for k0 in range(0, shape[2], SLAB):
+        block = hu[:, :, k0 : min(shape[2], k0 + SLAB)]
         block += _noise(spec.seed, k0, block.shape, sigma)
     np.clip(hu, -1024.0, 3071.0, out=hu)
     return Volume(hu=hu, affine=affine.copy())

@@ -8,6 +8,7 @@ different label gives the *same* head, vessels and scan, only the occlusion diff
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,14 @@ class PhantomSpec:
     table_z_mm: float
     instances_descending: bool
     kvp: float
+    # artefacts (see artefacts.py)
+    streak_hu: float = 0.0
+    streak_count: int = 0
+    streak_width_mm: float = 3.0
+    motion_mm: float = 0.0
+    motion_from: float = 0.0
+    motion_to: float = 0.0
+    out_of_range: tuple[str, ...] = ()  # factors drawn outside the training ranges
 
     def rotation(self) -> np.ndarray:
         """3x3 rotation of the head pose (head frame -> LPS)."""
@@ -122,8 +131,12 @@ def sample_spec(
     lvo: bool | None = None,
     side: str | None = None,
     site: str | None = None,
+    out_of_range: bool = False,
 ) -> PhantomSpec:
     """Draw all population parameters of one case from ``seed``.
+
+    ``out_of_range=True`` then redraws two random factors beyond the training ranges (the
+    out-of-range test set); everything else stays the case's own.
 
     ``lvo=None`` draws the label 50/50; ``side``/``site`` are random when not given and lvo.
     Giving ``side`` or ``site`` with ``lvo=None`` implies ``lvo=True``.
@@ -132,8 +145,8 @@ def sample_spec(
         msg = f"seed must be >= 0, got {seed}"
         raise ValueError(msg)
     _check_label(lvo, side, site)
-    s_label, s_anat, s_tissue, s_acq, s_occl = (
-        np.random.default_rng(ss) for ss in np.random.SeedSequence(seed).spawn(5)
+    s_label, s_anat, s_tissue, s_acq, s_occl, s_art, s_out = (
+        np.random.default_rng(ss) for ss in np.random.SeedSequence(seed).spawn(7)
     )
     # label stream: always the same number of draws
     lvo_draw = bool(s_label.random() < 0.5)
@@ -156,7 +169,7 @@ def sample_spec(
     head = _scaled_head(head, scale)
     pose = (
         float(s_anat.uniform(-8, 8)),
-        float(s_anat.uniform(-12, 12)),
+        float(s_anat.uniform(-20, 20)),
         float(s_anat.uniform(-8, 8)),
     )
     shift = tuple(float(v) for v in s_anat.uniform(-5, 5, 3))
@@ -171,7 +184,7 @@ def sample_spec(
     tilt = float(a.uniform(-15, 15))
     # occlusion stream: drawn for every case so that nothing else depends on the label
     o = s_occl
-    return PhantomSpec(
+    spec = PhantomSpec(
         case_id=case_id,
         seed=seed,
         lvo=bool(lvo),
@@ -191,7 +204,7 @@ def sample_spec(
         csf_hu=float(t.uniform(0, 15)),
         neck_hu=float(t.uniform(35, 60)),
         artery_hu=float(t.uniform(200, 500)),
-        venous_fraction=float(t.uniform(0.3, 0.9)),
+        venous_fraction=float(t.uniform(0.3, 1.1)),
         noise_sigma=float(t.uniform(5, 15)),
         clot_len_mm=float(o.uniform(5, 12)),
         clot_pos=float(o.uniform(0.0, 1.0)),
@@ -204,11 +217,64 @@ def sample_spec(
         slice_mm=slice_mm,
         slice_thickness_mm=thickness,
         fast_slice_mm=float(a.uniform(1.0, 1.45)),
-        fov_offset_mm=(float(a.uniform(-8, 8)), float(a.uniform(-8, 8))),
+        fov_offset_mm=(float(a.uniform(-15, 15)), float(a.uniform(-15, 15))),
         below_cow_mm=float(a.uniform(45, 68)),
-        vertex_margin_mm=float(a.uniform(-6, 14)),
+        vertex_margin_mm=float(a.uniform(-20, 14)),
         tilt_deg=tilt if a.random() < 0.1 else 0.0,
         table_z_mm=float(a.uniform(-120, 60)),
         instances_descending=bool(a.random() < 0.5),
         kvp=float(a.choice([80.0, 100.0, 120.0])),
+        **_artefacts(s_art),
     )
+    return _push_out_of_range(spec, s_out) if out_of_range else spec
+
+
+def _artefacts(r: np.random.Generator) -> dict[str, Any]:
+    """Artefact strengths within the training ranges (always the same number of draws)."""
+    streak = float(r.uniform(0, 60)) if r.random() < 0.7 else 0.0
+    count = int(r.integers(2, 6))
+    width = float(r.uniform(2.0, 4.0))
+    moved = r.random() < 0.3
+    amount = float(r.uniform(0.5, 2.5))
+    start = float(r.uniform(0.0, 0.8))
+    length = float(r.uniform(0.05, 0.2))
+    return {
+        "streak_hu": streak,
+        "streak_count": count,
+        "streak_width_mm": width,
+        "motion_mm": amount if moved else 0.0,
+        "motion_from": start,
+        "motion_to": min(1.0, start + length),
+    }
+
+
+# Each out-of-range case draws two of these factors beyond the training ranges (see README).
+OUT_OF_RANGE_FACTORS = (
+    "dim arteries",  # artery_hu 130-200 (training 200-500)
+    "noise",  # noise_sigma 15-22 HU (training 5-15)
+    "head tilt",  # pitch 20-28 degrees either way (training up to 20)
+    "venous phase",  # venous_fraction 1.1-1.5 (training 0.3-1.1)
+    "thick slices",  # reconstructed thickness 2-3 mm (training up to 1.9 mm)
+    "streaks",  # skull-base streaks 60-100 HU (training up to 60)
+    "motion",  # 2.5-4 mm ghosting (training up to 2.5)
+)
+
+
+def _push_out_of_range(spec: PhantomSpec, r: np.random.Generator) -> PhantomSpec:
+    picks = [OUT_OF_RANGE_FACTORS[i] for i in sorted(r.choice(7, size=2, replace=False))]
+    sign = 1.0 if r.random() < 0.5 else -1.0
+    values: dict[str, dict[str, Any]] = {
+        "dim arteries": {"artery_hu": float(r.uniform(130, 200))},
+        "noise": {"noise_sigma": float(r.uniform(15, 22))},
+        "head tilt": {
+            "pose_deg": (spec.pose_deg[0], sign * float(r.uniform(20, 28)), spec.pose_deg[2])
+        },
+        "venous phase": {"venous_fraction": float(r.uniform(1.1, 1.5))},
+        "thick slices": {"slice_thickness_mm": float(r.uniform(2.0, 3.0))},
+        "streaks": {"streak_hu": float(r.uniform(60, 100)), "streak_count": 5},
+        "motion": {"motion_mm": float(r.uniform(2.5, 4.0)), "motion_to": spec.motion_from + 0.2},
+    }
+    changes: dict[str, Any] = {"out_of_range": tuple(picks)}
+    for name in picks:
+        changes.update(values[name])
+    return replace(spec, **changes)

@@ -2,7 +2,8 @@
 
 TRAIN_BASE = 1_000_000
 VAL_BASE = 2_000_000
-TEST_BASE = 9_000_000
+TEST_BASE = 9_000_000  # held-out phantoms (scripts/evaluate.py)
+OUT_OF_RANGE_BASE = 9_300_000  # held-out, two factors beyond the training ranges
 RANGE = 1_000_000
 
 
