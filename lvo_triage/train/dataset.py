@@ -18,6 +18,14 @@ from lvo_triage.model_card import InputSpec
 from lvo_triage.preprocess import Preprocessor
 
 SITE_CODES = {None: -1, "ICA-T": 0, "M1": 1, "M2": 2}
+# Training over-samples the hard M2 occlusions (the phantom population has 25/45/30 %).
+TRAIN_SITES, TRAIN_SITE_PROBS = ("ICA-T", "M1", "M2"), (0.2, 0.35, 0.45)
+
+
+def training_site(seed: int) -> str:
+    """The occlusion site of training case ``seed`` (deterministic, M2 over-sampled)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x517E]))
+    return str(rng.choice(TRAIN_SITES, p=TRAIN_SITE_PROBS))
 
 
 @dataclass
@@ -56,7 +64,7 @@ def _make_case(job: tuple[int, bool, float]) -> tuple[np.ndarray, int, int, int,
 
     seed, lvo, spacing_mm = job
     assert _worker_pre is not None
-    spec = sample_spec(seed, case_id=f"s{seed}", lvo=lvo)
+    spec = sample_spec(seed, case_id=f"s{seed}", lvo=lvo, site=training_site(seed) if lvo else None)
     shape, affine = training_grid(spec, spacing_mm=spacing_mm)
     x = _worker_pre(render(spec, shape, affine))[0]
     q = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
