@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +16,23 @@ from lvo_triage.result import ModelInfo
 
 log = logging.getLogger(__name__)
 
+SITES = ("ICA-T", "M1", "M2")  # the order of the model's p_site output
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Model outputs: probability of an LVO and, given one, probability that it is left-sided."""
+    """Model outputs: probability of an LVO and, given one, probability that it is left-sided
+    and the probabilities of the sites (empty for a model without a site output)."""
 
     p_lvo: float
     p_left: float
+    p_site: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def site(self) -> str | None:
+        """The most likely site, when the model has a site output."""
+        return max(self.p_site, key=lambda k: self.p_site[k]) if self.p_site else None
 
 
 def choose_providers(requested: str) -> list[str]:
@@ -94,6 +102,9 @@ class Detector:
         outputs = self.session.run(None, {self._input_name: batch})
         names = [o.name for o in self.session.get_outputs()]
         by_name = dict(zip(names, outputs, strict=True))
+        sites = np.ravel(by_name["p_site"]).tolist() if "p_site" in by_name else []
         return Prediction(
-            p_lvo=float(np.ravel(by_name["p_lvo"])[0]), p_left=float(np.ravel(by_name["p_left"])[0])
+            p_lvo=float(np.ravel(by_name["p_lvo"])[0]),
+            p_left=float(np.ravel(by_name["p_left"])[0]),
+            p_site=dict(zip(SITES, (float(v) for v in sites), strict=False)),
         )

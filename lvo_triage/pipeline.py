@@ -97,6 +97,7 @@ def triage_study(
             result.probability = prediction.p_lvo
             result.lvo_suspected = prediction.p_lvo >= engine.detector.threshold
             result.side = Side.LEFT if prediction.p_left >= 0.5 else Side.RIGHT
+            result.site = prediction.site
     except NotAnalyzableWithSeries as exc:
         result.series_considered = exc.considered
         result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason

@@ -88,6 +88,8 @@ class TriageResult:
     lvo_suspected: bool | None = None
     probability: float | None = None
     side: Side | None = None
+    site: str | None = None
+    key_image: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     series_considered: list[SeriesConsidered] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -113,6 +115,8 @@ class TriageResult:
             "probability": self.probability if ok else None,
             "threshold": self.threshold,
             "side": self.side.value if (ok and self.lvo_suspected and self.side) else None,
+            "site": self.site if (ok and self.lvo_suspected) else None,
+            "key_image": self.key_image,
             "model": self.model.to_dict(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "series_considered": [s.to_dict() for s in self.series_considered],
@@ -129,6 +133,7 @@ class TriageResult:
         who = self.accession_number or self.study_instance_uid or "(no study)"
         if self.status is Status.OK and self.lvo_suspected:
             side = f", {self.side.value} side" if self.side else ""
+            side += f", {self.site}?" if self.site else ""
             flag = f"priority HIGH - LVO suspected{side} (p={self.probability:.2f})"
         elif self.status is Status.OK:
             flag = f"priority routine - no LVO suspected (p={self.probability:.2f})"

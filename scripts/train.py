@@ -1,9 +1,18 @@
-"""Train the LVO detector on synthetic phantoms.
+"""Train the LVO detector: on a labelled dataset (DICOM or NIfTI), or on synthetic phantoms.
 
-    python scripts/train.py --out runs/NAME [--n-train 1000] [--n-val 200] [--epochs 14]
+    python scripts/train.py --data DATASET --out runs/NAME [--config configs/train.yaml]
+    python scripts/train.py --out runs/NAME [--n-train 2400] [--n-val 300]   # phantoms
+    python scripts/train.py ... --resume                                       # continue a run
 
-Phantom seeds: training cases use seeds TRAIN_BASE + i, validation VAL_BASE + i; evaluation
-(scripts/evaluate.py) uses seeds from TEST_BASE up, which training never sees.
+DATASET has the layout of CONTRACT.md: labels.csv (case_id, lvo, optional side and site) and one
+DICOM folder or <case_id>.nii.gz per case. Every case goes through the inference transforms once
+(cached in OUT/cache, or --cache) and the epochs then augment it (mirror with the side label
+swapped, rotation and scale, shift, intensity, noise). Validation: --val-data, or a stratified
+--val-fraction of DATASET. Each epoch writes metrics.csv, best.pt and last.pt; the end writes
+training.json with the temperature and the operating point (--target-sensitivity).
+
+Phantom seeds: training TRAIN_BASE + i, validation VAL_BASE + i; scripts/evaluate.py uses seeds
+from TEST_BASE up, which training never sees.
 """
 
 from __future__ import annotations
@@ -11,12 +20,58 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
 
 from lvo_triage.model_card import DEFAULT_INPUT
-from lvo_triage.train.dataset import cached_cases
+from lvo_triage.train.dataset import CaseArrays, cached_cases
 from lvo_triage.train.loop import TrainConfig, train
 from lvo_triage.train.seeds import TRAIN_BASE, VAL_BASE
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
+
+
+def load_config(path: Path) -> TrainConfig:
+    """TrainConfig from YAML; unknown keys are an error that lists the known ones."""
+    values: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SystemExit(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+    return TrainConfig(**values)
+
+
+def split(data: CaseArrays, fraction: float, seed: int) -> tuple[CaseArrays, CaseArrays]:
+    """A validation split stratified by label (deterministic for ``seed``)."""
+    rng = np.random.default_rng(seed)
+    val_idx: list[int] = []
+    for label in (0, 1):
+        idx = np.flatnonzero(data.lvo == label)
+        rng.shuffle(idx)
+        val_idx += idx[: max(1, round(fraction * len(idx)))].tolist() if len(idx) > 1 else []
+    val = np.zeros(len(data.lvo), dtype=bool)
+    val[val_idx] = True
+    if val.all() or not val.any():
+        raise SystemExit(f"cannot split {len(data.lvo)} cases into training and validation")
+    return data.subset(~val), data.subset(val)
+
+
+def labelled(args: argparse.Namespace, cache: Path) -> tuple[CaseArrays, CaseArrays]:
+    from lvo_triage.train.labelled import build_labelled_arrays, read_labels
+
+    def arrays(root: Path, name: str) -> CaseArrays:
+        return build_labelled_arrays(
+            read_labels(root), spec=DEFAULT_INPUT, cache_dir=cache / name, workers=args.workers
+        )
+
+    data = arrays(args.data, "data")
+    if args.val_data is not None:
+        return data, arrays(args.val_data, "val")
+    return split(data, args.val_fraction, args.split_seed)
 
 
 def main() -> None:
@@ -24,31 +79,59 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics)")
-    parser.add_argument("--n-train", type=int, default=1000)
-    parser.add_argument("--n-val", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and augmentation")
-    parser.add_argument("--lr", type=float, default=TrainConfig().lr, help="peak learning rate")
+    parser.add_argument("--data", type=Path, help="labelled dataset (default: phantoms)")
+    parser.add_argument("--val-data", type=Path, help="validation dataset (default: a split)")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training settings")
+    parser.add_argument("--n-train", type=int, default=2400, help="phantoms for training")
+    parser.add_argument("--n-val", type=int, default=300, help="phantoms for validation")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--seed", type=int, help="seed of weights, augmentation and order")
+    parser.add_argument("--target-sensitivity", type=float)
+    parser.add_argument("--workers", type=int, default=2, help="processes preparing cases")
     parser.add_argument("--init", type=Path, help="start from this checkpoint (fine-tuning)")
+    parser.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
     parser.add_argument("--cache", type=Path, help="preprocessed cases (default: OUT/cache)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="train: %(message)s")
 
-    spec = DEFAULT_INPUT
-    cache = args.cache or args.out / "cache"
-    datasets = {
-        name: cached_cases(cache, name, base, n, spec=spec, workers=args.workers)
-        for name, base, n in (("train", TRAIN_BASE, args.n_train), ("val", VAL_BASE, args.n_val))
+    cfg = load_config(args.config)
+    overrides = {
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "seed": args.seed,
+        "target_sensitivity": args.target_sensitivity,
     }
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, lr=args.lr)
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cache = args.cache or args.out / "cache"
+    if args.data is not None:
+        train_data, val_data = labelled(args, cache)
+    else:
+        train_data, val_data = (
+            cached_cases(cache, name, base, n, spec=DEFAULT_INPUT, workers=args.workers)
+            for name, base, n in (
+                ("train", TRAIN_BASE, args.n_train),
+                ("val", VAL_BASE, args.n_val),
+            )
+        )
     summary = train(
-        datasets["train"], datasets["val"], spec=spec, cfg=cfg, out=args.out, init=args.init
+        train_data,
+        val_data,
+        spec=DEFAULT_INPUT,
+        cfg=cfg,
+        out=args.out,
+        init=args.init,
+        resume=args.resume,
     )
     summary["cache"] = str(cache.resolve())
+    summary["data"] = str(args.data.resolve()) if args.data else "synthetic phantoms"
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    at = summary["validation_at_threshold"]
     print(
-        f"best validation AUC {summary['best_val_auc']:.4f}; threshold {summary['threshold']:.4f}"
+        f"best validation AUC {summary['best_val_auc']:.4f}; threshold {summary['threshold']:.4f} "
+        f"(validation sensitivity {at['sensitivity']:.2f}, specificity {at['specificity']:.2f})"  # type: ignore[index]
     )
 
 

@@ -17,6 +17,7 @@ FIELDS = {
     "lvo_suspected", "priority", "probability", "threshold", "side", "model", "timings_ms",
     "series_considered", "warnings", "started_at", "finished_at",
 }  # fmt: skip
+EXTENSIONS = {"site", "key_image"}  # additive to CONTRACT.md's v1 document (README)
 
 
 def lvo_triage(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -33,7 +34,7 @@ def test_run_json_is_contract_conformant(
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
     doc = json.loads(lines[0])
-    assert set(doc) == FIELDS
+    assert set(doc) == FIELDS | EXTENSIONS
     assert doc["schema"] == SCHEMA
     assert doc["status"] == "ok", doc["reason"]
     assert doc["priority"] in {"high", "routine"}

@@ -18,9 +18,10 @@ def test_mirroring_the_head_swaps_the_side_and_keeps_the_lvo_score() -> None:
     net = LvoNet(depth=24, width=4).eval()
     x = torch.rand(2, 1, 32, 40, 24)
     with torch.no_grad():
-        lvo, side = net(x)
-        lvo_m, side_m = net(torch.flip(x, dims=[2]))
+        lvo, side, site = net(x)
+        lvo_m, side_m, site_m = net(torch.flip(x, dims=[2]))
     assert torch.allclose(lvo, lvo_m, atol=1e-5)
+    assert torch.allclose(site, site_m, atol=1e-5)  # the site does not depend on the side
     assert torch.allclose(side, -side_m, atol=1e-5)
     assert side.abs().min() > 0  # not trivially zero
 
@@ -31,7 +32,7 @@ def test_a_symmetric_head_has_no_side_preference() -> None:
     half = torch.rand(1, 1, 16, 40, 24)
     x = torch.cat([half, torch.flip(half, dims=[2])], dim=2)
     with torch.no_grad():
-        _, side = net(x)
+        _, side, _ = net(x)
     assert abs(float(side)) < 1e-5
 
 

@@ -38,6 +38,15 @@ class CaseArrays:
     site: np.ndarray
     seeds: np.ndarray
 
+    def subset(self, mask: np.ndarray) -> CaseArrays:
+        return CaseArrays(
+            x=self.x[mask],
+            lvo=self.lvo[mask],
+            left=self.left[mask],
+            site=self.site[mask],
+            seeds=self.seeds[mask],
+        )
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, x=self.x, lvo=self.lvo, left=self.left, site=self.site, seeds=self.seeds)

@@ -23,7 +23,7 @@ def load_run(run: Path) -> tuple[ExportWrapper, dict[str, Any]]:
     summary = json.loads((run / "training.json").read_text())
     ckpt = torch.load(run / "best.pt")
     net = LvoNet(depth=int(ckpt["depth"]), width=int(ckpt["width"]))
-    net.load_state_dict(ckpt["state_dict"])
+    net.load_state_dict(ckpt["state_dict"])  # a run without a site head fails here: retrain
     wrapper = ExportWrapper(net, temperature=float(summary["temperature"]))
     wrapper.eval()
     return wrapper, summary
@@ -36,7 +36,7 @@ def export_onnx(wrapper: ExportWrapper, spec: InputSpec, path: Path) -> None:
         wrapper,
         (example,),
         input_names=["image"],
-        output_names=["p_lvo", "p_left"],
+        output_names=["p_lvo", "p_left", "p_site"],
         opset_version=OPSET,
         dynamo=True,
         external_data=False,
@@ -71,6 +71,7 @@ def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) 
         "outputs": {
             "p_lvo": "calibrated probability of an ICA-T/M1/M2 occlusion (temperature scaled)",
             "p_left": "probability that the occlusion is on the patient's left, given one",
+            "p_site": "probabilities of the sites ICA-T, M1, M2 (in that order), given an LVO",
         },
         "threshold": summary["threshold"],
         "operating_point": {

@@ -8,13 +8,19 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from lvo_triage.metrics import fit_temperature, roc_auc, threshold_for_sensitivity
+from lvo_triage.metrics import (
+    fit_temperature,
+    roc_auc,
+    sensitivity_specificity,
+    threshold_for_sensitivity,
+)
 from lvo_triage.model_card import InputSpec
 from lvo_triage.train.dataset import CaseArrays
 from lvo_triage.train.network import LvoNet
@@ -32,17 +38,38 @@ class TrainConfig:
     seed: int = 0
     target_sensitivity: float = 0.95
     max_shift_vox: int = 3
+    affine_prob: float = (
+        0.3  # random rotation (up to 8 degrees) and scale (spacing jitter 0.92-1.08)
+    )
+    site_weight: float = 0.5  # weight of the site loss (LVO cases only)
+
+
+def _random_affine(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """One case (1, X, Y, Z): rotation up to 8 degrees about each axis and isotropic scale
+    0.92-1.08 (the spacing jitter of another scanner), trilinear, zeros outside."""
+    from monai.transforms import Affine
+
+    angles = tuple(float(a) for a in np.radians(rng.uniform(-8, 8, size=3)))
+    scale = float(rng.uniform(0.92, 1.08))
+    out = Affine(rotate_params=angles, scale_params=(scale,) * 3, padding_mode="zeros")(x)[0]
+    return torch.as_tensor(out)
 
 
 def augment(
-    x: torch.Tensor, left: torch.Tensor, rng: np.random.Generator, shift: int
+    x: torch.Tensor,
+    left: torch.Tensor,
+    rng: np.random.Generator,
+    shift: int,
+    affine_prob: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random mirror (swaps the side label), shift, intensity scale/offset and noise."""
+    """Random mirror (swaps the side label), affine, shift, intensity scale/offset and noise."""
     x = x.clone()
     for b in range(x.shape[0]):
         if rng.random() < 0.5:
             x[b] = torch.flip(x[b], dims=[1])
             left[b] = 1 - left[b]
+        if affine_prob and rng.random() < affine_prob:
+            x[b] = _random_affine(x[b], rng)
         if shift:
             s = [int(v) for v in rng.integers(-shift, shift + 1, size=3)]
             x[b] = torch.roll(x[b], shifts=s, dims=(1, 2, 3))
@@ -57,28 +84,81 @@ def _to_float(x: np.ndarray) -> torch.Tensor:
 
 def predict_logits(
     net: LvoNet, data: CaseArrays, batch_size: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LVO logits, side logits and site logits (N, 3) of every case."""
     net.eval()
-    lvo, side = [], []
+    lvo, side, site = [], [], []
     with torch.no_grad():
         for i in range(0, len(data.x), batch_size):
-            a, b = net(_to_float(data.x[i : i + batch_size]))
+            a, b, c = net(_to_float(data.x[i : i + batch_size]))
             lvo.append(a.numpy())
             side.append(b.numpy())
-    return np.concatenate(lvo), np.concatenate(side)
+            site.append(c.numpy())
+    return np.concatenate(lvo), np.concatenate(side), np.concatenate(site)
 
 
-def _loss(net: LvoNet, x: torch.Tensor, lvo: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
-    a, b = net(x)
+def _loss(
+    net: LvoNet,
+    x: torch.Tensor,
+    lvo: torch.Tensor,
+    left: torch.Tensor,
+    site: torch.Tensor,
+    site_weight: float,
+) -> torch.Tensor:
+    a, b, c = net(x)
     loss = F.binary_cross_entropy_with_logits(a, lvo.float())
     mask = lvo.bool()
     if mask.any():
         loss = loss + F.binary_cross_entropy_with_logits(b[mask], left[mask].float())
+    known = mask & (site >= 0)
+    if known.any() and site_weight:
+        loss = loss + site_weight * F.cross_entropy(c[known], site[known])
     return loss
 
 
-def _checkpoint(net: LvoNet, cfg: TrainConfig) -> dict[str, object]:
-    return {"state_dict": net.state_dict(), "width": cfg.width, "depth": net.depth}
+def _checkpoint(
+    net: LvoNet, cfg: TrainConfig, *, epoch: int = 0, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Weights (what export needs) and, for ``last.pt``, what ``resume`` needs."""
+    out: dict[str, Any] = {"state_dict": net.state_dict(), "width": cfg.width, "depth": net.depth}
+    if state is not None:
+        out.update(epoch=epoch, **state)
+    return out
+
+
+def balanced_order(lvo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's case order, drawn so that LVO and non-LVO cases come equally often (with
+    replacement from the rarer class when the data are unbalanced)."""
+    n = len(lvo)
+    pos, neg = np.flatnonzero(lvo == 1), np.flatnonzero(lvo == 0)
+    if len(pos) == 0 or len(neg) == 0 or abs(len(pos) - len(neg)) <= 1:
+        return rng.permutation(n)
+    weights = np.where(lvo == 1, 0.5 / len(pos), 0.5 / len(neg))
+    return rng.choice(n, size=n, replace=True, p=weights)
+
+
+def _validate(net: LvoNet, val: CaseArrays) -> dict[str, float]:
+    lvo_logit, side_logit, site_logits = predict_logits(net, val)
+    loss = F.binary_cross_entropy_with_logits(
+        torch.from_numpy(lvo_logit), torch.from_numpy(val.lvo).float()
+    )
+    pos = val.lvo == 1
+    known = pos & (val.site >= 0)
+    side_ok = (side_logit[pos] > 0).astype(int) == val.left[pos]
+    site_ok = site_logits[known].argmax(axis=1) == val.site[known]
+    return {
+        "val_loss": round(float(loss), 5),
+        "val_auc": round(roc_auc(val.lvo, lvo_logit), 5),
+        "val_side_acc": round(float(side_ok.mean()) if pos.any() else float("nan"), 5),
+        "val_site_acc": round(float(site_ok.mean()) if known.any() else float("nan"), 5),
+    }
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def train(
@@ -89,23 +169,41 @@ def train(
     cfg: TrainConfig,
     out: Path,
     init: Path | None = None,
+    resume: bool = False,
 ) -> dict[str, object]:
-    """Train, keep the best epoch by validation AUC (then loss), calibrate; returns the summary."""
+    """Train, keep the best epoch by validation AUC (then loss), calibrate; returns the summary.
+    ``resume`` continues from ``out/last.pt`` (weights, optimiser, schedule, random state)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = LvoNet(depth=spec.shape[2], width=cfg.width)
-    if init is not None:
-        net.load_state_dict(torch.load(init)["state_dict"])
+    if init is not None:  # heads missing from an older checkpoint start fresh
+        missing = net.load_state_dict(torch.load(init)["state_dict"], strict=False).missing_keys
+        if missing:
+            log.info("initialised from %s; new parameters: %s", init, ", ".join(missing))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * int(np.ceil(len(train_data.x) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     best: tuple[float, float] | None = None
-    rows = []
-    for epoch in range(1, cfg.epochs + 1):
+    rows: list[dict[str, Any]] = []
+    start = 1
+    if resume:
+        if not (out / "last.pt").exists():
+            msg = f"nothing to resume: {out / 'last.pt'} does not exist (start without --resume)"
+            raise FileNotFoundError(msg)
+        ckpt = torch.load(out / "last.pt", weights_only=False)
+        net.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        rows, start = list(ckpt["rows"]), int(ckpt["epoch"]) + 1
+        best = tuple(ckpt["best"]) if ckpt["best"] is not None else None  # type: ignore[assignment]
+        log.info("resuming at epoch %d of %d", start, cfg.epochs)
+    for epoch in range(start, cfg.epochs + 1):
         net.train()
         t0 = time.perf_counter()
-        order = rng.permutation(len(train_data.x))
+        order = balanced_order(train_data.lvo, rng)
         losses = []
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}")
         for i in bar:
@@ -115,48 +213,62 @@ def train(
                 torch.from_numpy(train_data.left[idx].copy()),
                 rng,
                 cfg.max_shift_vox,
+                cfg.affine_prob,
             )
-            loss = _loss(net, x, torch.from_numpy(train_data.lvo[idx]), left)
+            lvo, site = (
+                torch.from_numpy(train_data.lvo[idx]),
+                torch.from_numpy(train_data.site[idx]),
+            )
+            loss = _loss(net, x, lvo, left, site, cfg.site_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             losses.append(float(loss))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        lvo_logit, side_logit = predict_logits(net, val_data)
-        val_loss = float(
-            F.binary_cross_entropy_with_logits(
-                torch.from_numpy(lvo_logit), torch.from_numpy(val_data.lvo).float()
-            )
-        )
-        auc = roc_auc(val_data.lvo, lvo_logit)
-        pos = val_data.lvo == 1
-        side_acc = float(((side_logit[pos] > 0).astype(int) == val_data.left[pos]).mean())
-        row = {
-            "epoch": epoch,
-            "train_loss": round(float(np.mean(losses)), 5),
-            "val_loss": round(val_loss, 5),
-            "val_auc": round(auc, 5),
-            "val_side_acc": round(side_acc, 5),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 5)}
+        row.update(_validate(net, val_data))
+        row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         log.info("epoch %s", row)
-        key = (auc, -val_loss)
+        key = (row["val_auc"], -row["val_loss"])
         if best is None or key > best:
             best = key
             torch.save(_checkpoint(net, cfg), out / "best.pt")
-        torch.save(_checkpoint(net, cfg), out / "last.pt")
-        with (out / "metrics.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerows(rows)
+        state = {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "rows": rows,
+            "best": best,
+        }
+        torch.save(_checkpoint(net, cfg, epoch=epoch, state=state), out / "last.pt")
+        _write_csv(out / "metrics.csv", rows)
+    return _calibrate(
+        net, train_data, val_data, spec=spec, cfg=cfg, out=out, init=init, rows=rows, best=best
+    )
 
+
+def _calibrate(
+    net: LvoNet,
+    train_data: CaseArrays,
+    val_data: CaseArrays,
+    *,
+    spec: InputSpec,
+    cfg: TrainConfig,
+    out: Path,
+    init: Path | None,
+    rows: list[dict[str, Any]],
+    best: tuple[float, float] | None,
+) -> dict[str, object]:
+    """Temperature and operating point on validation data, with the specificity expected there."""
     net.load_state_dict(torch.load(out / "best.pt")["state_dict"])
-    lvo_logit, side_logit = predict_logits(net, val_data)
+    lvo_logit, _, _ = predict_logits(net, val_data)
     temperature = fit_temperature(val_data.lvo, lvo_logit)
     p = 1.0 / (1.0 + np.exp(-lvo_logit / temperature))
     threshold = threshold_for_sensitivity(val_data.lvo, p, cfg.target_sensitivity)
+    sensitivity, specificity = sensitivity_specificity(val_data.lvo, p, threshold)
     summary: dict[str, object] = {
         "config": asdict(cfg),
         "initialised_from": str(init) if init else None,
@@ -164,6 +276,10 @@ def train(
         "temperature": temperature,
         "threshold": threshold,
         "target_sensitivity": cfg.target_sensitivity,
+        "validation_at_threshold": {
+            "sensitivity": round(sensitivity, 4),
+            "specificity": round(specificity, 4),
+        },
         "best_val_auc": best[0] if best else None,
         "n_train": len(train_data.x),
         "n_val": len(val_data.x),

@@ -8,7 +8,8 @@ Comparison: one encoder E sees the slab stack m and its left-right mirror flip(m
 difference d = E(m) - E(flip(m)) is zero for a perfectly symmetric head and changes sign when the
 input is mirrored. The LVO logit reads |d| (mirror-invariant); the side logit reads the difference
 of d between the patient's left and right halves through an odd function (it flips sign with the
-input), so a left-right flip swaps the side by construction. Axis 2 of the NCXYZ input runs from
+input), so a left-right flip swaps the side by construction. The site logits (ICA-T, M1, M2) read
+the same mirror-invariant features as the LVO logit. Axis 2 of the NCXYZ input runs from
 the patient's left (index 0) to the right (RAS orientation).
 """
 
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 from lvo_triage.preprocess import BONE_LEVEL
 
 LR_DIM = 2
+SITES = ("ICA-T", "M1", "M2")
 SLAB, SLAB_STEP = 8, 4
 
 
@@ -68,7 +70,8 @@ class Encoder(nn.Module):
 
 
 class LvoNet(nn.Module):
-    """Returns ``(lvo_logit, side_logit)``; ``side_logit > 0`` means left."""
+    """Returns ``(lvo_logit, side_logit, site_logits)``; ``side_logit > 0`` means left;
+    ``site_logits`` (N, 3) score the sites of ``SITES``."""
 
     def __init__(self, *, depth: int, width: int = 16, hidden: int = 32) -> None:
         super().__init__()
@@ -80,8 +83,11 @@ class LvoNet(nn.Module):
         c = self.encoder.channels
         self.lvo_head = nn.Sequential(nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.side_head = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.site_head = nn.Sequential(
+            nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, len(SITES))
+        )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         m = slab_mips(x)
         both = self.encoder(torch.cat([m, torch.flip(m, dims=[LR_DIM])], dim=0))
         f, g = torch.chunk(both, 2, dim=0)
@@ -90,21 +96,26 @@ class LvoNet(nn.Module):
         left = d[:, :, :half].mean(dim=(2, 3))
         right = d[:, :, d.shape[LR_DIM] - half :].mean(dim=(2, 3))
         asym = left - right
-        pooled = [d.abs().mean(dim=(2, 3)), d.abs().amax(dim=(2, 3)), asym.abs()]
-        lvo_logit = self.lvo_head(torch.cat(pooled, 1)).squeeze(1)
+        pooled = torch.cat([d.abs().mean(dim=(2, 3)), d.abs().amax(dim=(2, 3)), asym.abs()], 1)
+        lvo_logit = self.lvo_head(pooled).squeeze(1)
         side_logit = (self.side_head(asym) - self.side_head(-asym)).squeeze(1)
-        return lvo_logit, side_logit
+        return lvo_logit, side_logit, self.site_head(pooled)
 
 
 class ExportWrapper(nn.Module):
-    """What goes into ONNX: calibrated probabilities ``p_lvo`` and ``p_left``."""
+    """What goes into ONNX: calibrated ``p_lvo``, ``p_left`` and ``p_site`` (N, 3; softmax over
+    ``SITES``, meaningful when an LVO is suspected)."""
 
     def __init__(self, net: LvoNet, *, temperature: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lvo_logit, side_logit = self.net(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lvo_logit, side_logit, site_logits = self.net(x)
         inv_t: torch.Tensor = self.inv_temperature  # type: ignore[assignment]
-        return torch.sigmoid(lvo_logit * inv_t), torch.sigmoid(side_logit)
+        return (
+            torch.sigmoid(lvo_logit * inv_t),
+            torch.sigmoid(side_logit),
+            torch.softmax(site_logits, dim=1),
+        )
