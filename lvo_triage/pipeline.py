@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,9 @@ from lvo_triage.dicom.select import NotAnalyzableWithSeries, Selection, select_s
 from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.inference import Detector
-from lvo_triage.outputs.result_json import write_result
+from lvo_triage.outputs.files import write_atomic
+from lvo_triage.outputs.key_image import key_image_png
+from lvo_triage.outputs.result_json import study_folder, write_result
 from lvo_triage.outputs.timing_log import append_timing
 from lvo_triage.preprocess import Preprocessor, require_contrast
 from lvo_triage.result import Side, Status, TriageResult, utc_now
@@ -24,6 +28,7 @@ from lvo_triage.timing import StageTimer
 log = logging.getLogger(__name__)
 
 MAX_SKIP_WARNINGS = 20
+KEY_IMAGE = "key_image.png"
 
 
 @dataclass
@@ -83,8 +88,9 @@ def _first_usable(
 
 def triage_study(
     engine: Engine, study: Study, timer: StageTimer, result: TriageResult
-) -> TriageResult:
-    """Fill ``result`` for one study; ``NotAnalyzable`` becomes ``status: not_analyzable``."""
+) -> np.ndarray | None:
+    """Fill ``result`` for one study; ``NotAnalyzable`` becomes ``status: not_analyzable``.
+    Returns the model input (for the key image) when the study was analysed."""
     result.study_instance_uid = study.uid
     result.accession_number = study.accession_number
     try:
@@ -101,17 +107,43 @@ def triage_study(
     except NotAnalyzableWithSeries as exc:
         result.series_considered = exc.considered
         result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
+        return None
     except NotAnalyzable as exc:
         result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
-    return result
+        return None
+    return batch
 
 
-def _emit(result: TriageResult, timer: StageTimer, out: Path | None, source: str) -> None:
-    """Write result.json (its ``emit`` and ``total`` run up to its own writing) and the timing
-    line (which has the whole emit stage)."""
+def _write_key_image(
+    engine: Engine, result: TriageResult, batch: np.ndarray, out: Path, source: str
+) -> None:
+    png = key_image_png(
+        batch,
+        engine.preprocessor.spec,
+        lvo_suspected=result.lvo_suspected,
+        side=result.side,
+        probability=result.probability,
+        site=result.site,
+        threshold=result.threshold,
+    )
+    write_atomic(study_folder(out, result, source) / KEY_IMAGE, png)
+    result.key_image = KEY_IMAGE
+
+
+def _emit(
+    result: TriageResult,
+    timer: StageTimer,
+    out: Path | None,
+    source: str,
+    key_image: Callable[[], None] | None = None,
+) -> None:
+    """Write the key image and result.json (its ``emit`` and ``total`` run up to its own
+    writing) and the timing line (which has the whole emit stage)."""
     start = time.perf_counter()
     result.finished_at = utc_now()
     if out is not None:
+        if key_image is not None:
+            key_image()
         timer.add("emit", (time.perf_counter() - start) * 1000.0)
         result.timings_ms = timer.snapshot()
         start = time.perf_counter()
@@ -153,12 +185,16 @@ def triage_path(engine: Engine, path: Path, *, out: Path | None = None) -> list[
         timer.add("discover", discover_ms)
         result = _new_result(engine, started_at if not results else utc_now())
         result.warnings = _skip_warnings(discovery)
+        batch: np.ndarray | None = None
         try:
-            triage_study(engine, study, timer, result)
+            batch = triage_study(engine, study, timer, result)
         except Exception as exc:  # an internal failure: reported as status error, never silent
             log.exception("internal failure while triaging a study")
             result.status = Status.ERROR
             result.reason = f"internal error ({type(exc).__name__}): {exc}"
-        _emit(result, timer, out, str(path))
+        key_image = None
+        if batch is not None and out is not None:
+            key_image = partial(_write_key_image, engine, result, batch, out, str(path))
+        _emit(result, timer, out, str(path), key_image)
         results.append(result)
     return results

@@ -47,6 +47,11 @@ def test_run_json_is_contract_conformant(
     assert [s["selected"] for s in doc["series_considered"]] == [True]
     saved = json.loads((out / doc["study_instance_uid"] / "result.json").read_text())
     assert saved["probability"] == doc["probability"]
+    assert doc["key_image"] == "key_image.png"  # beside result.json, for a phone
+    from PIL import Image
+
+    with Image.open(out / doc["study_instance_uid"] / doc["key_image"]) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
     timing = [json.loads(x) for x in (out / "timing.jsonl").read_text().splitlines()]
     assert timing[0]["study_instance_uid"] == doc["study_instance_uid"]
     assert set(timing[0]["timings_ms"]) >= STAGES

@@ -58,14 +58,43 @@ def parity(wrapper: ExportWrapper, path: Path, inputs: np.ndarray) -> float:
     return worst
 
 
-def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
-    card = {
+CARD_KEY = "lvo_triage_model_card"
+
+
+def embed_metadata(path: Path, card: dict[str, Any]) -> None:
+    """Store the model card (all but the fields that describe the file itself) in the ONNX file's
+    metadata, so that a copy without its JSON still says what it is and that it is not for
+    clinical use."""
+    import onnx
+
+    model = onnx.load(str(path))
+    own = {k: v for k, v in card.items() if k not in ("sha256", "size_bytes", "metrics")}
+    entries = {
+        CARD_KEY: json.dumps(own, sort_keys=True),
+        "intended_use": NOT_FOR_CLINICAL_USE,
+        "name": str(card["name"]),
+        "version": str(card["version"]),
+    }
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    model.doc_string = f"{card['name']} {card['version']}: {NOT_FOR_CLINICAL_USE}"
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def card_fields(summary: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
+    """The model card of a training run, without the fields of the exported file."""
+    at = summary.get("validation_at_threshold") or {}
+    return {
         "name": name,
         "version": version,
         "intended_use": NOT_FOR_CLINICAL_USE,
-        "sha256": sha256_of(path),
-        "file": path.name,
-        "size_bytes": path.stat().st_size,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": summary["input"],
         "outputs": {
@@ -75,7 +104,9 @@ def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) 
         },
         "threshold": summary["threshold"],
         "operating_point": {
-            "chosen_for": f"sensitivity >= {summary['target_sensitivity']} on validation phantoms",
+            "chosen_for": f"sensitivity >= {summary['target_sensitivity']} on validation data",
+            "validation_sensitivity": at.get("sensitivity"),
+            "expected_specificity": at.get("specificity"),
         },
         "temperature": summary["temperature"],
         "training_data": {
@@ -92,5 +123,14 @@ def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) 
         },
         "metrics": {},
     }
+
+
+def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
+    """Embed the card in ``path``'s metadata, then write it beside the file with the file's
+    sha256 and size (taken after embedding)."""
+    card = card_fields(summary, name=name, version=version)
+    card["file"] = path.name
+    embed_metadata(path, card)
+    card.update(sha256=sha256_of(path), size_bytes=path.stat().st_size)
     card_path(path).write_text(json.dumps(card, indent=2) + "\n")
     return card
