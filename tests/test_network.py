@@ -56,3 +56,51 @@ def test_slab_mips_drop_bone_and_keep_vessels() -> None:
     assert float(m[0, :, 0:3].max()) == 0.0  # bone and its rim are gone
     assert float(m[0, 0, 10, 10]) == pytest.approx(0.7)
     assert float(m[0, -1, 10, 10]) == pytest.approx(0.2)  # a slab that does not hold it
+
+
+def _summary() -> dict[str, object]:
+    return {
+        "input": DEFAULT_INPUT.to_dict(),
+        "threshold": 0.3,
+        "target_sensitivity": 0.95,
+        "validation_at_threshold": {"sensitivity": 0.96, "specificity": 0.9},
+        "temperature": 1.7,
+        "n_train": 10,
+        "n_val": 4,
+        "train_seeds": [0, 9],
+        "val_seeds": [10, 13],
+        "config": {},
+        "best_val_auc": 0.9,
+    }
+
+
+def test_export_embeds_the_model_card_and_int8_runs(tmp_path: Path) -> None:
+    import json
+
+    from lvo_triage.model_card import ModelCard, card_path, sha256_of
+    from lvo_triage.train.export import (
+        CARD_KEY,
+        onnx_outputs,
+        quantize_int8,
+        read_metadata,
+        write_card,
+    )
+
+    torch.manual_seed(3)
+    wrapper = ExportWrapper(LvoNet(depth=DEFAULT_INPUT.shape[2], width=4), temperature=1.7).eval()
+    path = tmp_path / "m.onnx"
+    export_onnx(wrapper, DEFAULT_INPUT, path)
+    card = write_card(path, _summary(), name="tiny", version="0.0.1")
+    meta = read_metadata(path)
+    assert "NOT FOR CLINICAL USE" in meta["intended_use"]
+    embedded = json.loads(meta[CARD_KEY])
+    assert embedded["threshold"] == 0.3
+    assert embedded["operating_point"]["expected_specificity"] == 0.9
+    assert card["sha256"] == sha256_of(path)  # taken after embedding: the Detector accepts it
+    assert ModelCard.load(path).threshold == 0.3
+    assert json.loads(card_path(path).read_text())["size_bytes"] == path.stat().st_size
+    x = np.random.default_rng(1).random((6, 1, *DEFAULT_INPUT.shape), dtype=np.float32)
+    quantize_int8(path, tmp_path / "m-int8.onnx", x[:4])
+    p32, _ = onnx_outputs(path, x)
+    p8, _ = onnx_outputs(tmp_path / "m-int8.onnx", x)
+    assert p8.shape == p32.shape and np.all((p8 >= 0) & (p8 <= 1))

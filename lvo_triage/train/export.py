@@ -134,3 +134,42 @@ def write_card(path: Path, summary: dict[str, Any], *, name: str, version: str) 
     card.update(sha256=sha256_of(path), size_bytes=path.stat().st_size)
     card_path(path).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on ``calibration`` inputs
+    (N, 1, X, Y, Z); the caller measures what it costs in accuracy."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._items = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self._items, None)
+            return None if x is None else {"image": x[None].astype(np.float32)}
+
+    quantize_static(
+        str(src),
+        str(dst),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
+    )
+
+
+def onnx_outputs(path: Path, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p_lvo`` and ``p_left`` of an ONNX model over ``inputs`` (N, 1, X, Y, Z)."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rows = [session.run(None, {"image": x[None].astype(np.float32)}) for x in inputs]
+    return (
+        np.array([float(np.ravel(r[0])[0]) for r in rows]),
+        np.array([float(np.ravel(r[1])[0]) for r in rows]),
+    )
