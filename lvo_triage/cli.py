@@ -35,11 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
     run.add_argument("--json", action="store_true", help="print JSON Lines results on stdout")
 
-    synth = sub.add_parser("synth", help="write synthetic CTA studies (DICOM) and labels.csv")
+    synth = sub.add_parser(
+        "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
+    )
     synth.add_argument("out", type=Path, metavar="OUT")
     synth.add_argument("--n", type=int, default=2, help="number of studies (default 2)")
     synth.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     synth.add_argument("--fast", action="store_true", help="small low-resolution studies")
+    synth.add_argument(
+        "--format",
+        choices=("dicom", "nifti"),
+        default="dicom",
+        help="a DICOM folder per case, or one OUT/<case_id>.nii.gz per case (default dicom)",
+    )
     return parser
 
 
@@ -70,8 +78,10 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n {args.n} must be at least 1")
-    out = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast)
-    log.info("wrote %d studies and labels.csv to %s", args.n, out)
+    nifti = args.format == "nifti"
+    out = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast, nifti=nifti)
+    kind = "NIfTI" if nifti else "DICOM"
+    log.info("wrote %d %s studies and labels.csv to %s", args.n, kind, out)
     return EXIT_OK
 
 

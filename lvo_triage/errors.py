@@ -24,3 +24,7 @@ class ConfigError(LvoTriageError):
 
 class ModelError(LvoTriageError):
     """The ONNX model or its model card is missing, corrupt or inconsistent."""
+
+
+class DatasetError(LvoTriageError):
+    """A labelled dataset (``labels.csv`` and its images, CONTRACT.md) is malformed."""

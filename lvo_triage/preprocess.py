@@ -21,11 +21,10 @@ from monai.transforms import (
     ScaleIntensityRange,
 )
 
-from lvo_triage.dicom.volume_types import Volume
+from lvo_triage.dicom.volume_types import LPS_TO_RAS, Volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.model_card import InputSpec
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MIN_HEAD_VOXELS = 1000
 BONE_LEVEL = 0.99  # of the window: bone saturates the model input
 ARTERIAL_BOX = ((0.2, 0.8), (0.2, 0.8), (0.3, 0.6))  # central head, above the skull base

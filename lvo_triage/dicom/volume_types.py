@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# DICOM patient coordinates (LPS: +x to the patient's left, +y posterior) <-> RAS+ (NIfTI, MONAI's
+# "RAS": +x to the patient's right, +y anterior); the matrix is its own inverse.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
 
 @dataclass(frozen=True)
 class Volume:

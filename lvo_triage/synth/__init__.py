@@ -1,10 +1,16 @@
 """Synthetic head CTA phantoms with and without large vessel occlusion (NOT FOR CLINICAL USE).
 
 ``sample_spec`` draws one case, ``render`` rasterises it on any grid, ``write_study`` writes it as
-DICOM, ``write_dataset`` writes many plus ``labels.csv``.
+DICOM (``write_study_nifti`` as NIfTI), ``write_dataset`` writes many plus ``labels.csv``.
 """
 
-from lvo_triage.synth.dataset import case_seed, write_dataset, write_study
+from lvo_triage.synth.dataset import (
+    case_seed,
+    render_acquisition,
+    write_dataset,
+    write_study,
+    write_study_nifti,
+)
 from lvo_triage.synth.dicom_writer import write_series
 from lvo_triage.synth.grid import acquisition_grid, head_to_lps, training_grid
 from lvo_triage.synth.render import render
@@ -17,9 +23,11 @@ __all__ = [
     "case_seed",
     "head_to_lps",
     "render",
+    "render_acquisition",
     "sample_spec",
     "training_grid",
     "write_dataset",
     "write_series",
     "write_study",
+    "write_study_nifti",
 ]

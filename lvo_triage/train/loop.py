@@ -67,7 +67,8 @@ def augment(
     for b in range(x.shape[0]):
         if rng.random() < 0.5:
             x[b] = torch.flip(x[b], dims=[1])
-            left[b] = 1 - left[b]
+            if left[b] >= 0:  # -1: side unknown, stays unknown
+                left[b] = 1 - left[b]
         if affine_prob and rng.random() < affine_prob:
             x[b] = _random_affine(x[b], rng)
         if shift:
@@ -108,8 +109,9 @@ def _loss(
     a, b, c = net(x)
     loss = F.binary_cross_entropy_with_logits(a, lvo.float())
     mask = lvo.bool()
-    if mask.any():
-        loss = loss + F.binary_cross_entropy_with_logits(b[mask], left[mask].float())
+    sided = mask & (left >= 0)
+    if sided.any():
+        loss = loss + F.binary_cross_entropy_with_logits(b[sided], left[sided].float())
     known = mask & (site >= 0)
     if known.any() and site_weight:
         loss = loss + site_weight * F.cross_entropy(c[known], site[known])
@@ -142,8 +144,8 @@ def _validate(net: LvoNet, val: CaseArrays) -> dict[str, float]:
     loss = F.binary_cross_entropy_with_logits(
         torch.from_numpy(lvo_logit), torch.from_numpy(val.lvo).float()
     )
-    pos = val.lvo == 1
-    known = pos & (val.site >= 0)
+    pos = (val.lvo == 1) & (val.left >= 0)
+    known = (val.lvo == 1) & (val.site >= 0)
     side_ok = (side_logit[pos] > 0).astype(int) == val.left[pos]
     site_ok = site_logits[known].argmax(axis=1) == val.site[known]
     return {

@@ -1,0 +1,96 @@
+"""The training loop: label swap under mirroring, class balance, settings file, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lvo_triage.model_card import DEFAULT_INPUT
+from lvo_triage.train.dataset import CaseArrays
+from lvo_triage.train.loop import TrainConfig, augment, balanced_order, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_configs_train_yaml_equals_the_defaults() -> None:
+    values = yaml.safe_load((REPO / "configs" / "train.yaml").read_text())
+    assert values == asdict(TrainConfig())
+
+
+def test_mirroring_swaps_the_side_label_and_nothing_else() -> None:
+    rng = np.random.default_rng(0)
+    x = torch.zeros(16, 1, 20, 12, 10)
+    x[:, :, :5] = 0.8  # bright on the patient's left (low index of axis 2 of NCXYZ)
+    left = torch.ones(16, dtype=torch.int64)
+    out, new_left = augment(x, left.clone(), rng, shift=0, affine_prob=0.0)
+    bright_left = out[:, 0, :10].mean(dim=(1, 2, 3)) > out[:, 0, 10:].mean(dim=(1, 2, 3))
+    assert torch.equal(bright_left, new_left.bool())
+    assert 0 < int(new_left.sum()) < 16  # some were mirrored, some not
+
+
+def test_random_affine_keeps_shape_and_range() -> None:
+    rng = np.random.default_rng(1)
+    x = torch.rand(2, 1, 20, 24, 16)
+    out, _ = augment(x, torch.zeros(2, dtype=torch.int64), rng, shift=1, affine_prob=1.0)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_balanced_order_draws_both_classes_equally() -> None:
+    lvo = np.array([1] * 10 + [0] * 90)
+    order = balanced_order(lvo, np.random.default_rng(2))
+    assert len(order) == 100 and 0.35 < lvo[order].mean() < 0.65
+    even = np.array([1, 0] * 20)
+    assert sorted(balanced_order(even, np.random.default_rng(3))) == list(range(40))
+
+
+def _cases(n: int, seed: int) -> CaseArrays:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, 1, *DEFAULT_INPUT.shape)) * 60).astype(np.uint8)
+    lvo = np.array([i % 2 for i in range(n)])
+    x[lvo == 1, :, :20, 40:60, 30:40] = 200  # a crude left-sided "finding"
+    return CaseArrays(
+        x=x,
+        lvo=lvo,
+        left=lvo.copy(),
+        site=np.where(lvo == 1, 1, -1),
+        seeds=np.arange(seed, seed + n),
+    )
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lvo_triage.train import loop
+
+    torch.set_num_threads(2)
+    cfg = TrainConfig(epochs=3, batch_size=4, width=4, affine_prob=0.0)
+    data, val = _cases(8, 0), _cases(4, 100)
+    real = loop._validate
+    calls = []
+
+    def crash_in_epoch_3(net: torch.nn.Module, cases: CaseArrays) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the machine went away during epoch 3
+        return real(net, cases)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "_validate", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, val, spec=DEFAULT_INPUT, cfg=cfg, out=tmp_path)
+    monkeypatch.setattr(loop, "_validate", real)
+    summary = train(data, val, spec=DEFAULT_INPUT, cfg=cfg, out=tmp_path, resume=True)
+    with (tmp_path / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert {"val_auc", "val_side_acc", "val_site_acc"} <= set(rows[0])
+    saved = json.loads((tmp_path / "training.json").read_text())
+    assert saved["threshold"] == summary["threshold"]
+    assert set(saved["validation_at_threshold"]) == {"sensitivity", "specificity"}
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
