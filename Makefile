@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint evaluate clean
+.PHONY: setup demo train-demo test test-slow lint evaluate clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,19 @@ demo: setup
 	@echo "--- ground truth (demo/studies/labels.csv):"; cat demo/studies/labels.csv
 	@echo "--- lvo-triage run demo/studies --out demo/out:"
 	$(BIN)/lvo-triage run demo/studies --out demo/out
+
+# A tiny end-to-end retrain on a generated NIfTI dataset (a few minutes): the scripts work.
+# The model it makes is NOT useful (24 low-resolution cases, 3 epochs) and NOT FOR CLINICAL USE.
+train-demo: setup
+	rm -rf demo/train
+	$(BIN)/lvo-triage synth demo/train/data --n 24 --seed 11 --fast --format nifti
+	$(BIN)/python scripts/train.py --data demo/train/data --out demo/train/run --epochs 3 \
+		--workers 0
+	$(BIN)/python scripts/export_onnx.py demo/train/run --out demo/train/lvo-demo.onnx \
+		--name lvo-demo --version 0.0.0-demo
+	$(BIN)/lvo-triage synth demo/train/study --n 1 --seed 12 --fast
+	printf 'model:\n  path: lvo-demo.onnx\n' > demo/train/config.yaml
+	$(BIN)/lvo-triage run demo/train/study --config demo/train/config.yaml --out demo/train/out
 
 lint: setup
 	$(BIN)/ruff check lvo_triage tests scripts
