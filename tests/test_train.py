@@ -94,3 +94,32 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     assert saved["threshold"] == summary["threshold"]
     assert set(saved["validation_at_threshold"]) == {"sensitivity", "specificity"}
     assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+
+
+def test_a_nifti_dataset_trains_and_exports_with_the_scripts(tmp_path: Path) -> None:
+    """The researcher's path, end to end, without code changes: generated NIfTI dataset →
+    scripts/train.py --data → scripts/export_onnx.py → the pipeline's Detector loads it."""
+    import subprocess
+    import sys
+
+    from lvo_triage.config import ModelSettings
+    from lvo_triage.inference import Detector
+    from lvo_triage.synth import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=8, seed=21, fast=True, nifti=True, progress=False)
+    assert len(list(data.glob("*.nii.gz"))) == 8
+
+    def script(*args: str | Path) -> None:
+        cmd = [sys.executable, str(REPO / "scripts" / str(args[0])), *map(str, args[1:])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    run = tmp_path / "run"
+    script("train.py", "--data", data, "--out", run, "--epochs", "1", "--workers", "0")
+    assert json.loads((run / "training.json").read_text())["data"] == str(data.resolve())
+    model = tmp_path / "tiny.onnx"
+    script("export_onnx.py", run, "--out", model, "--name", "tiny")
+    detector = Detector(settings=ModelSettings(path=model))
+    assert detector.card.name == "tiny"
+    prediction = detector.predict(np.zeros((1, 1, *DEFAULT_INPUT.shape), dtype=np.float32))
+    assert set(prediction.p_site) == {"ICA-T", "M1", "M2"}
