@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+
+import pydicom
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
@@ -32,3 +35,10 @@ def append_line(path: Path, line: str) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def write_dicom(path: Path, ds: pydicom.Dataset) -> None:
+    """Write ``ds`` atomically as a DICOM file (preamble and file meta information)."""
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    write_atomic(path, buffer.getvalue())
