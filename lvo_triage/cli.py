@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
     run.add_argument("--json", action="store_true", help="print JSON Lines results on stdout")
 
+    watch = sub.add_parser("watch", help="triage studies as they arrive in a folder")
+    watch.add_argument("inbox", type=Path, metavar="INBOX", help="folder files arrive in")
+    watch.add_argument("--out", type=Path, required=True, metavar="OUTBOX", help="results")
+    watch.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
+
     synth = sub.add_parser(
         "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
     )
@@ -73,6 +78,18 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from lvo_triage.config import load_settings
+    from lvo_triage.pipeline import Engine
+    from lvo_triage.service.watch import Watcher
+
+    if args.inbox.resolve() == args.out.resolve():
+        raise UsageError("INBOX and --out must be different folders")
+    watcher = Watcher(args.inbox, args.out, Engine.create(load_settings(args.config)))
+    watcher.run_forever()
+    return EXIT_OK
+
+
 def _synth(args: argparse.Namespace) -> int:
     from lvo_triage.synth import write_dataset
 
@@ -93,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="lvo-triage: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"run": _run, "synth": _synth}
+    handlers = {"run": _run, "watch": _watch, "synth": _synth}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

@@ -60,10 +60,41 @@ class ModelSettings:
             raise ConfigError(msg)
 
 
+KEEP_INPUT = ("archive", "delete")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchSettings:
+    """The watched folder (``watch`` and ``serve``)."""
+
+    quiet_period_s: float = 5.0
+    stable_s: float = 1.0
+    poll_interval_s: float = 0.2
+    unreadable_after_s: float = 10.0
+    keep_input: str = "archive"
+
+    def __post_init__(self) -> None:
+        if self.keep_input not in KEEP_INPUT:
+            msg = f"watch.keep_input={self.keep_input!r} must be one of {', '.join(KEEP_INPUT)}"
+            raise ConfigError(msg)
+        for name in ("quiet_period_s", "stable_s", "poll_interval_s", "unreadable_after_s"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                msg = f"watch.{name}={value} must be in (0, 3600] seconds"
+                raise ConfigError(msg)
+        if self.stable_s > self.quiet_period_s:
+            msg = (
+                f"watch.stable_s={self.stable_s} must not exceed "
+                f"watch.quiet_period_s={self.quiet_period_s}"
+            )
+            raise ConfigError(msg)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
 
 T = TypeVar("T")

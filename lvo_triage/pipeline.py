@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -130,18 +131,35 @@ def _write_key_image(
     result.key_image = KEY_IMAGE
 
 
+def _earlier_result(out: Path, result: TriageResult, source: str) -> str | None:
+    """``finished_at`` of a result this one replaces (same study, same OUT), if any."""
+    try:
+        earlier = json.loads((study_folder(out, result, source) / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(earlier.get("finished_at") or "an unknown time")
+
+
 def _emit(
     result: TriageResult,
     timer: StageTimer,
     out: Path | None,
     source: str,
     key_image: Callable[[], None] | None = None,
+    arrival_epoch: float | None = None,
 ) -> None:
     """Write the key image and result.json (its ``emit`` and ``total`` run up to its own
-    writing) and the timing line (which has the whole emit stage)."""
+    writing) and the timing line (which has the whole emit stage). A result that replaces an
+    earlier one of the same study says so (``supersedes``, a warning, the timing line);
+    ``arrival_epoch`` (the watched folder's last file) adds the wait to the timing line."""
     start = time.perf_counter()
     result.finished_at = utc_now()
     if out is not None:
+        result.supersedes = _earlier_result(out, result, source)
+        if result.supersedes is not None:
+            result.warnings.append(
+                f"supersedes the result finished at {result.supersedes} (the study changed)"
+            )
         if key_image is not None:
             key_image()
         timer.add("emit", (time.perf_counter() - start) * 1000.0)
@@ -151,11 +169,21 @@ def _emit(
     timer.add("emit", (time.perf_counter() - start) * 1000.0)
     result.timings_ms = timer.finish()
     if out is not None:
-        append_timing(out, result)
+        extra: dict[str, object] = {}
+        if result.supersedes is not None:
+            extra["supersedes"] = result.supersedes
+        if arrival_epoch is not None:
+            now = time.time()
+            extra["arrival_to_result_ms"] = round((now - arrival_epoch) * 1000.0, 1)
+            extra["wait_ms"] = round((now - arrival_epoch) * 1000.0 - result.timings_ms["total"], 1)
+        append_timing(out, result, **extra)
 
 
-def triage_path(engine: Engine, path: Path, *, out: Path | None = None) -> list[TriageResult]:
-    """Triage every study under ``path``; a folder without one still gets one result."""
+def triage_path(
+    engine: Engine, path: Path, *, out: Path | None = None, arrival_epoch: float | None = None
+) -> list[TriageResult]:
+    """Triage every study under ``path``; a folder without one still gets one result.
+    ``arrival_epoch``: when the last file arrived (``time.time()``), for the watched folder."""
     started_at = utc_now()
     discover_timer = StageTimer()
     with discover_timer.stage("discover"):
@@ -178,7 +206,7 @@ def triage_path(engine: Engine, path: Path, *, out: Path | None = None) -> list[
             f"{len(discovery.skipped)} skipped as not DICOM images"
         )
         result.warnings = _skip_warnings(discovery)
-        _emit(result, timer, out, str(path))
+        _emit(result, timer, out, str(path), arrival_epoch=arrival_epoch)
         return [result]
     for study in discovery.studies:
         timer = StageTimer(offset_ms=discover_ms)
@@ -195,6 +223,6 @@ def triage_path(engine: Engine, path: Path, *, out: Path | None = None) -> list[
         key_image = None
         if batch is not None and out is not None:
             key_image = partial(_write_key_image, engine, result, batch, out, str(path))
-        _emit(result, timer, out, str(path), key_image)
+        _emit(result, timer, out, str(path), key_image, arrival_epoch)
         results.append(result)
     return results

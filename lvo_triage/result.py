@@ -90,6 +90,7 @@ class TriageResult:
     side: Side | None = None
     site: str | None = None
     key_image: str | None = None
+    supersedes: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     series_considered: list[SeriesConsidered] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -117,6 +118,7 @@ class TriageResult:
             "side": self.side.value if (ok and self.lvo_suspected and self.side) else None,
             "site": self.site if (ok and self.lvo_suspected) else None,
             "key_image": self.key_image,
+            "supersedes": self.supersedes,
             "model": self.model.to_dict(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "series_considered": [s.to_dict() for s in self.series_considered],

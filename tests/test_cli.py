@@ -17,7 +17,7 @@ FIELDS = {
     "lvo_suspected", "priority", "probability", "threshold", "side", "model", "timings_ms",
     "series_considered", "warnings", "started_at", "finished_at",
 }  # fmt: skip
-EXTENSIONS = {"site", "key_image"}  # additive to CONTRACT.md's v1 document (README)
+EXTENSIONS = {"site", "key_image", "supersedes"}  # additive to CONTRACT.md's v1 document (README)
 
 
 def lvo_triage(*args: str | Path) -> subprocess.CompletedProcess[str]:

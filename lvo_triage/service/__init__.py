@@ -1,0 +1,1 @@
+"""Long-running services: the watched folder (and, later, the DICOM node)."""

@@ -1,0 +1,169 @@
+"""Files arriving in the watched folder → studies that are ready to triage.
+
+A file is read once its size and time have stopped changing (a writer may still be busy with it);
+its header is parsed then, while the rest of the study arrives. A study is ready when its CTA
+series is complete by geometry (contiguous slices covering the intracranial arteries) and no file
+has come for ``stable_s``, or at the latest after ``quiet_period_s`` without new files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lvo_triage.config import SelectionSettings, WatchSettings
+from lvo_triage.dicom.discover import Series, Study
+from lvo_triage.dicom.geometry import slice_spacing, sorted_along_normal
+from lvo_triage.dicom.instance import FileHeader, read_header
+from lvo_triage.dicom.select import head_foot_coverage_mm, select_series
+from lvo_triage.errors import NotAnalyzable
+from lvo_triage.service.inbox import Inbox
+
+log = logging.getLogger(__name__)
+GAP_FACTOR = 1.5
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime: float
+    first_seen: float
+    unchanged_polls: int = 0
+
+
+@dataclass
+class PendingStudy:
+    uid: str
+    headers: dict[Path, FileHeader] = field(default_factory=dict)
+    last_arrival: float = 0.0  # monotonic time the newest file was accepted
+    last_arrival_wall: float = 0.0  # its time.time(), for the timing log
+
+    def as_study(self) -> Study:
+        study = Study(uid=self.uid, accession_number=None)
+        for header in self.headers.values():
+            first = header.instances[0]
+            series = study.series.setdefault(
+                header.series_uid,
+                Series(
+                    uid=header.series_uid, description=header.description, modality=first.modality
+                ),
+            )
+            series.instances.extend(header.instances)
+        return study
+
+
+def complete_by_geometry(study: Study, rules: SelectionSettings) -> bool:
+    """True when the study's best CTA candidate has no gap and covers ``min_coverage_mm``."""
+    try:
+        selection = select_series(study, rules)
+    except NotAnalyzable:
+        return False
+    series = selection.series
+    try:
+        _, positions = sorted_along_normal(series.instances)
+    except NotAnalyzable:
+        return False
+    spacing = slice_spacing(positions)
+    if spacing <= 0 or np.any(np.diff(positions) > GAP_FACTOR * spacing):
+        return False
+    return head_foot_coverage_mm(series, positions, spacing) >= rules.min_coverage_mm
+
+
+class Arrivals:
+    """Tracks INBOX between polls; ``known_sops`` holds what earlier rounds already claimed."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        settings: WatchSettings,
+        rules: SelectionSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inbox, self.settings, self.rules, self.clock = inbox, settings, rules, clock
+        self.seen: dict[Path, _Seen] = {}
+        self.studies: dict[str, PendingStudy] = {}
+        self.known_sops: set[str] = set()
+        self.closed: set[str] = set()  # studies triaged with keep_input: delete
+        for folder in inbox.archive.iterdir() if inbox.archive.is_dir() else ():
+            self.known_sops.update(f.stem for f in folder.glob("*.dcm"))
+
+    def poll(self) -> None:
+        """One scan: note new and changing files, read the ones that have settled."""
+        now = self.clock()
+        present = set()
+        for path in self.inbox.arrivals():
+            present.add(path)
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            seen = self.seen.get(path)
+            if seen is None or (seen.size, seen.mtime) != (stat.st_size, stat.st_mtime):
+                self.seen[path] = _Seen(
+                    stat.st_size, stat.st_mtime, seen.first_seen if seen else now
+                )
+                continue
+            seen.unchanged_polls += 1
+            if not self._held(path):
+                self._read(path, seen, now)
+        for gone in set(self.seen) - present:
+            del self.seen[gone]
+
+    def _held(self, path: Path) -> bool:
+        return any(path in s.headers for s in self.studies.values())
+
+    def _read(self, path: Path, seen: _Seen, now: float) -> None:
+        try:
+            header = read_header(path)
+        except (ValueError, OSError) as exc:
+            if now - seen.first_seen >= self.settings.unreadable_after_s:
+                self.inbox.put_in_quarantine(path, f"{path.name}: {exc}")
+                log.warning("quarantined an unreadable file: %s", exc)
+                del self.seen[path]
+            return
+        sop = header.instances[0].sop_instance_uid
+        if header.study_uid in self.closed:
+            path.unlink(missing_ok=True)
+            del self.seen[path]
+            log.warning(
+                "an image arrived for a study already triaged and deleted (keep_input: delete); "
+                "it is ignored: use keep_input: archive to re-triage studies that grow"
+            )
+            return
+        study = self.studies.setdefault(header.study_uid, PendingStudy(uid=header.study_uid))
+        pending = {h.instances[0].sop_instance_uid for h in study.headers.values()}
+        if sop in self.known_sops or sop in pending:
+            path.unlink(missing_ok=True)  # a duplicate of an image already received
+            del self.seen[path]
+            log.debug("ignored a duplicate instance")
+            return
+        study.headers[path] = header
+        study.last_arrival, study.last_arrival_wall = now, time.time()
+
+    def ready(self) -> list[PendingStudy]:
+        """Studies to triage now, oldest arrival first."""
+        now = self.clock()
+        out = []
+        for study in self.studies.values():
+            quiet = now - study.last_arrival
+            if quiet >= self.settings.quiet_period_s or (
+                quiet >= self.settings.stable_s
+                and complete_by_geometry(study.as_study(), self.rules)
+            ):
+                out.append(study)
+        return sorted(out, key=lambda s: s.last_arrival)
+
+    def take(self, study: PendingStudy) -> dict[Path, str]:
+        """Hand a ready study over for claiming: path → SOPInstanceUID."""
+        del self.studies[study.uid]
+        files = {p: h.instances[0].sop_instance_uid for p, h in study.headers.items()}
+        self.known_sops.update(files.values())
+        for path in files:
+            self.seen.pop(path, None)
+        return files

@@ -1,0 +1,100 @@
+"""``lvo-triage watch INBOX --out OUTBOX``: triage studies as their files arrive.
+
+Each poll reads the files that have settled (``arrivals.py``); a ready study is claimed by moving
+its files into ``INBOX/.processing/<study>/`` (``inbox.py``), triaged by the same pipeline as
+``run``, its result written to ``OUTBOX/<study>/``, and its files archived or deleted. After a
+crash, claimed studies are triaged again on start. SIGTERM (or Ctrl-C) finishes the study in hand
+and stops. Images of a study that arrive after its triage start a new round whose result
+supersedes the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.result import TriageResult
+from lvo_triage.service.arrivals import Arrivals, PendingStudy
+from lvo_triage.service.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+
+class Watcher:
+    def __init__(
+        self,
+        inbox: Path,
+        outbox: Path,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inbox = Inbox(inbox)
+        self.inbox.create()
+        self.outbox = outbox
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.engine = engine
+        self.settings = engine.settings.watch
+        self.arrivals = Arrivals(self.inbox, self.settings, engine.settings.selection, clock=clock)
+        self.stopping = False
+
+    def resume(self) -> list[TriageResult]:
+        """Triage the studies a previous run claimed but did not finish."""
+        results = []
+        for folder in self.inbox.claimed():
+            log.info("resuming a study claimed before a restart")
+            self.arrivals.known_sops.update(f.stem for f in folder.glob("*.dcm"))
+            results += self._triage(folder, arrival_epoch=None)
+        return results
+
+    def step(self) -> list[TriageResult]:
+        """One poll, and the triage of every study that became ready."""
+        self.arrivals.poll()
+        results = []
+        for study in self.arrivals.ready():
+            results += self._claim_and_triage(study)
+            if self.stopping:
+                break
+        return results
+
+    def _claim_and_triage(self, study: PendingStudy) -> list[TriageResult]:
+        files = self.arrivals.take(study)
+        if self.settings.keep_input == "delete":
+            self.arrivals.closed.add(study.uid)  # its files are gone: late images cannot join
+        folder = self.inbox.claim(study.uid, files)
+        return self._triage(folder, arrival_epoch=study.last_arrival_wall)
+
+    def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
+        results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
+        for result in results:
+            log.info("%s", result.headline())
+        self.inbox.finish(folder, keep=self.settings.keep_input)
+        return results
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Finish the study in hand, then return from :meth:`run_forever`."""
+        if not self.stopping:
+            log.info("stopping after the study in hand")
+        self.stopping = True
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info(
+            "watching %s (results in %s); a study is triaged when complete, at the latest "
+            "after %.1f s without new files",
+            self.inbox.root,
+            self.outbox,
+            self.settings.quiet_period_s,
+        )
+        self.resume()
+        while not self.stopping:
+            started = time.monotonic()
+            self.step()
+            time.sleep(max(0.0, self.settings.poll_interval_s - (time.monotonic() - started)))
+        log.info("stopped")

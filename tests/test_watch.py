@@ -1,0 +1,160 @@
+"""The watched folder: arrival, readiness, claim, archive, quarantine, duplicates, restart,
+studies that grow after their triage, and SIGTERM. A fake clock drives the timing rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from lvo_triage.config import Settings, WatchSettings
+from lvo_triage.pipeline import Engine
+from lvo_triage.result import Status
+from lvo_triage.service.inbox import safe_name
+from lvo_triage.service.watch import Watcher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def engine(bundled_model: Path) -> Engine:
+    return Engine.create(Settings())
+
+
+def _watcher(tmp_path: Path, engine: Engine, **watch: object) -> tuple[Watcher, Clock]:
+    clock = Clock()
+    if watch:
+        engine = Engine(
+            Settings(selection=engine.settings.selection, watch=WatchSettings(**watch)),  # type: ignore[arg-type]
+            engine.detector,
+            engine.preprocessor,
+        )
+    return Watcher(tmp_path / "inbox", tmp_path / "out", engine, clock=clock), clock
+
+
+def _drop(files: list[Path], inbox: Path, sub: str = "") -> None:
+    target = inbox / sub
+    target.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, target / f"in-{f.name}")
+
+
+def _run_until(watcher: Watcher, clock: Clock, seconds: float, step: float = 0.25) -> list:  # type: ignore[type-arg]
+    results = []
+    end = clock.now + seconds
+    while clock.now < end:
+        results += watcher.step()
+        clock.now += step
+    return results
+
+
+def _timing(out: Path) -> list[dict[str, object]]:
+    return [json.loads(x) for x in (out / "timing.jsonl").read_text().splitlines()]
+
+
+def test_a_complete_series_is_triaged_before_the_quiet_period(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    watcher, clock = _watcher(tmp_path, engine)
+    _drop(sorted(fast_study.iterdir()), watcher.inbox.root, "any/nesting")
+    results = _run_until(watcher, clock, 2.0)  # stable_s 1 s < quiet_period_s 5 s
+    assert [r.status for r in results] == [Status.OK]
+    uid = results[0].study_instance_uid
+    assert uid is not None
+    assert (tmp_path / "out" / uid / "result.json").exists()
+    archived = list((watcher.inbox.archive / safe_name(uid)).iterdir())
+    assert len(archived) == len(list(fast_study.iterdir()))
+    assert watcher.inbox.arrivals() == []  # nothing left behind in INBOX
+    (line,) = _timing(tmp_path / "out")
+    assert line["arrival_to_result_ms"] >= line["total_ms"]  # type: ignore[operator]
+    assert "wait_ms" in line
+
+
+def test_junk_is_quarantined_with_a_reason_and_duplicates_are_ignored(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    watcher, clock = _watcher(tmp_path, engine)
+    files = sorted(fast_study.iterdir())
+    _drop(files, watcher.inbox.root)
+    _drop(files[:3], watcher.inbox.root, "again")  # the PACS sent three images twice
+    (watcher.inbox.root / "notes.txt").write_text("not an image")
+    results = _run_until(watcher, clock, 12.0)
+    assert len(results) == 1 and results[0].status is Status.OK
+    quarantined = sorted(p.name for p in watcher.inbox.quarantine.iterdir())
+    assert quarantined == ["notes.txt", "notes.txt.reason.txt"]
+    reason = (watcher.inbox.quarantine / "notes.txt.reason.txt").read_text()
+    assert "not readable as DICOM" in reason
+    uid = results[0].study_instance_uid
+    assert len(list((watcher.inbox.archive / safe_name(str(uid))).iterdir())) == len(files)
+
+
+def test_a_study_claimed_before_a_crash_is_triaged_on_restart(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    watcher, _ = _watcher(tmp_path, engine)
+    uid = str(pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True).StudyInstanceUID)
+    claimed = watcher.inbox.processing / safe_name(uid)
+    shutil.copytree(fast_study, claimed)  # as a kill -9 after the claim leaves it
+    restarted, _ = _watcher(tmp_path, engine)
+    results = restarted.resume()
+    assert [r.status for r in results] == [Status.OK]
+    assert not claimed.exists() and (restarted.inbox.archive / safe_name(uid)).is_dir()
+
+
+def test_images_arriving_after_the_triage_supersede_its_result(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    watcher, clock = _watcher(tmp_path, engine)
+    files = sorted(
+        fast_study.iterdir(),
+        key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]),
+    )
+    first, rest = files[: len(files) // 2], files[len(files) // 2 :]
+    _drop(first, watcher.inbox.root)
+    early = _run_until(watcher, clock, 6.0)  # half a head: waits for the quiet period
+    assert len(early) == 1
+    _drop(rest, watcher.inbox.root)
+    late = _run_until(watcher, clock, 6.0)
+    assert len(late) == 1 and late[0].status is Status.OK
+    assert late[0].supersedes == early[0].finished_at
+    assert any("supersedes" in w for w in late[0].warnings)
+    lines = _timing(tmp_path / "out")
+    assert len(lines) == 2 and lines[1]["supersedes"] == early[0].finished_at
+    uid = str(late[0].study_instance_uid)
+    saved = json.loads((tmp_path / "out" / uid / "result.json").read_text())
+    assert saved["supersedes"] == early[0].finished_at
+    assert len(list((watcher.inbox.archive / safe_name(uid)).iterdir())) == len(files)
+
+
+def test_sigterm_stops_the_watch_command_cleanly(tmp_path: Path, bundled_model: Path) -> None:
+    cmd = [sys.executable, "-m", "lvo_triage.cli", "watch", str(tmp_path / "in"), "--out",
+           str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "in" / ".processing").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped" in err
+
+
+def test_names_from_received_data_never_make_paths() -> None:
+    assert safe_name("1.2.840.113619.2.55") == "1.2.840.113619.2.55"
+    for evil in ("../../etc/passwd", "..", "a/b", "x" * 200, "1.2\x00.3"):
+        name = safe_name(evil)
+        assert "/" not in name and name not in (".", "..") and len(name) <= 64
