@@ -158,3 +158,84 @@ def test_names_from_received_data_never_make_paths() -> None:
     for evil in ("../../etc/passwd", "..", "a/b", "x" * 200, "1.2\x00.3"):
         name = safe_name(evil)
         assert "/" not in name and name not in (".", "..") and len(name) <= 64
+
+
+def test_an_unwritable_outbox_keeps_the_input_and_retries(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    watcher, clock = _watcher(tmp_path, engine)
+    uid = str(pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True).StudyInstanceUID)
+    blocker = tmp_path / "out" / uid
+    blocker.write_text("a file where the study's folder must go")  # mkdir fails: like a full disk
+    _drop(sorted(fast_study.iterdir()), watcher.inbox.root)
+    assert _run_until(watcher, clock, 3.0) == []
+    claimed = watcher.inbox.processing / safe_name(uid)
+    assert len(list(claimed.iterdir())) == len(list(fast_study.iterdir()))  # input kept
+    blocker.unlink()
+    results = _run_until(watcher, clock, 12.0)
+    assert [r.status for r in results] == [Status.OK]
+    assert (tmp_path / "out" / uid / "result.json").exists() and not claimed.exists()
+
+
+def _start_watch(inbox: Path, out: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "lvo_triage.cli", "watch", str(inbox), "--out", str(out)]
+    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL, text=True)
+
+
+def _wait_for(condition: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_kill_9_during_a_study_loses_nothing_and_gives_one_answer(
+    fast_study: Path, tmp_path: Path, bundled_model: Path
+) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    uid = str(pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True).StudyInstanceUID)
+    proc = _start_watch(inbox, out)
+    assert _wait_for(lambda: (inbox / ".processing").is_dir(), 60)
+    _drop(sorted(fast_study.iterdir()), inbox)
+    claimed = inbox / ".processing" / safe_name(uid)
+    assert _wait_for(claimed.exists, 60), "the study was never claimed"
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait(timeout=30)
+    restarted = _start_watch(inbox, out)
+    try:
+        archived = inbox / ".archive" / safe_name(uid)
+        assert _wait_for(lambda: archived.is_dir() and not claimed.exists(), 120)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
+    assert len(list(archived.iterdir())) == len(list(fast_study.iterdir()))  # nothing lost
+    result = json.loads((out / uid / "result.json").read_text())
+    assert result["status"] == "ok"
+    answers = {(line["status"]) for line in _timing(out) if line["study_instance_uid"] == uid}
+    assert answers == {"ok"}  # triaged once, or again after the kill: the same answer
+
+
+def test_a_claim_cut_short_by_a_crash_is_completed_on_restart(tmp_path: Path) -> None:
+    import os
+
+    from lvo_triage.outputs.files import write_atomic
+    from lvo_triage.service.inbox import Inbox
+
+    inbox = Inbox(tmp_path / "in")
+    inbox.create()
+    files = []
+    for n in range(6):
+        files.append(inbox.root / f"f{n}")
+        files[-1].write_text(str(n))
+    folder = inbox.processing / "1.2.3"
+    moves = [(str(f), str(folder / f"{n}.dcm")) for n, f in enumerate(files)]
+    plan = {"folder": str(folder), "moves": moves, "remove": str(inbox.archive / "1.2.3")}
+    write_atomic(inbox.processing / "1.2.3.claim.json", json.dumps(plan))
+    folder.mkdir()
+    for src, dst in moves[:3]:  # the crash came after three of six moves
+        os.replace(src, dst)
+    assert inbox.claimed() == [folder]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{n}.dcm" for n in range(6)]
+    assert inbox.arrivals() == [] and not list(inbox.processing.glob("*.json"))

@@ -12,11 +12,14 @@ one filesystem, atomic: a study is never half in one place after a crash, only s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from lvo_triage.outputs.files import write_atomic
 
 SAFE_NAME = re.compile(r"^[0-9A-Za-z.]{1,64}$")
 WORK_DIRS = (".processing", ".archive", ".quarantine")
@@ -65,23 +68,45 @@ class Inbox:
         return out
 
     def claimed(self) -> list[Path]:
-        """Studies claimed but not finished (after a crash): they are triaged again."""
+        """Studies claimed but not finished (after a crash): they are triaged again. A claim that
+        a crash interrupted half-way is completed first (its journal lists every file)."""
+        for journal in sorted(self.processing.glob("*.claim.json")):
+            self._complete(journal)
         return sorted(p for p in self.processing.iterdir() if p.is_dir())
 
     def claim(self, study_uid: str, files: dict[Path, str]) -> Path:
         """Move ``files`` (path → SOPInstanceUID) into ``.processing/<study>/``; files of an
         earlier round of the same study come back from the archive, so that the study is
-        triaged whole. Returns the folder."""
+        triaged whole. A journal written first (atomically) makes the claim all-or-nothing
+        across a crash. Returns the folder."""
         folder = self.processing / safe_name(study_uid)
         folder.mkdir(parents=True, exist_ok=True)
+        moves = [(str(p), str(_free(folder / f"{safe_name(sop)}.dcm"))) for p, sop in files.items()]
         earlier = self.archive / safe_name(study_uid)
         if earlier.is_dir():
-            for f in earlier.iterdir():
-                os.replace(f, folder / f.name)
-            earlier.rmdir()
-        for path, sop in files.items():
-            os.replace(path, _free(folder / f"{safe_name(sop)}.dcm"))
+            moves += [(str(f), str(folder / f.name)) for f in earlier.iterdir()]
+        self._journaled(folder.name, folder, moves, remove=earlier)
         return folder
+
+    def _journaled(
+        self, name: str, folder: Path, moves: list[tuple[str, str]], remove: Path
+    ) -> None:
+        journal = self.processing / f"{name}.claim.json"
+        plan = {"folder": str(folder), "moves": moves, "remove": str(remove)}
+        write_atomic(journal, json.dumps(plan))
+        self._complete(journal)
+
+    def _complete(self, journal: Path) -> None:
+        """Carry out a journal's moves (again: those already done are skipped), then drop it."""
+        plan = json.loads(journal.read_text(encoding="utf-8"))
+        Path(plan["folder"]).mkdir(parents=True, exist_ok=True)
+        for src, dst in plan["moves"]:
+            if Path(src).exists() and not Path(dst).exists():
+                os.replace(src, dst)
+        emptied = Path(plan["remove"])
+        if emptied.is_dir() and not any(emptied.iterdir()):
+            emptied.rmdir()
+        journal.unlink()
 
     def finish(self, folder: Path, *, keep: str) -> None:
         """After triage: archive the study's files (merged into an earlier archive) or delete."""
@@ -90,11 +115,10 @@ class Inbox:
             return
         target = self.archive / folder.name
         if not target.exists():
-            os.replace(folder, target)
+            os.replace(folder, target)  # one atomic rename
             return
-        for f in folder.iterdir():
-            os.replace(f, _free(target / f.name))
-        folder.rmdir()
+        moves = [(str(f), str(_free(target / f.name))) for f in folder.iterdir()]
+        self._journaled(folder.name, target, moves, remove=folder)
 
     def put_in_quarantine(self, path: Path, reason: str) -> Path:
         """Move ``path`` to the quarantine with ``<name>.reason.txt`` beside it."""

@@ -23,6 +23,7 @@ from lvo_triage.service.arrivals import Arrivals, PendingStudy
 from lvo_triage.service.inbox import Inbox
 
 log = logging.getLogger(__name__)
+RETRY_S = 10.0  # a study whose results could not be written is tried again after this
 
 
 class Watcher:
@@ -41,6 +42,8 @@ class Watcher:
         self.engine = engine
         self.settings = engine.settings.watch
         self.arrivals = Arrivals(self.inbox, self.settings, engine.settings.selection, clock=clock)
+        self.clock = clock
+        self.retry: dict[Path, tuple[float, float | None]] = {}  # folder: (when, arrival)
         self.stopping = False
 
     def resume(self) -> list[TriageResult]:
@@ -56,6 +59,10 @@ class Watcher:
         """One poll, and the triage of every study that became ready."""
         self.arrivals.poll()
         results = []
+        for folder, (when, arrival) in list(self.retry.items()):
+            if self.clock() >= when:
+                del self.retry[folder]
+                results += self._triage(folder, arrival_epoch=arrival)
         for study in self.arrivals.ready():
             results += self._claim_and_triage(study)
             if self.stopping:
@@ -70,7 +77,19 @@ class Watcher:
         return self._triage(folder, arrival_epoch=study.last_arrival_wall)
 
     def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
-        results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
+        try:
+            results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
+        except OSError as exc:  # the outbox is full, gone or not writable: keep the input
+            log.error(
+                "cannot write results to %s (%s); the study stays in %s and is tried again "
+                "in %.0f s: free space or fix the permissions",
+                self.outbox,
+                exc,
+                folder,
+                RETRY_S,
+            )
+            self.retry[folder] = (self.clock() + RETRY_S, arrival_epoch)
+            return []
         for result in results:
             log.info("%s", result.headline())
         self.inbox.finish(folder, keep=self.settings.keep_input)
