@@ -40,6 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--out", type=Path, required=True, metavar="OUTBOX", help="results")
     watch.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
 
+    listen = sub.add_parser(
+        "listen", help="DICOM node (C-ECHO, C-STORE) storing what it receives into INBOX"
+    )
+    listen.add_argument(
+        "--inbox",
+        type=Path,
+        required=True,
+        metavar="INBOX",
+        help="received files go here (for watch)",
+    )
+    listen.add_argument("--port", type=int, help="TCP port (default: listen.port, 11112)")
+    listen.add_argument("--ae-title", help="our AE title (default: listen.ae_title, LVO_TRIAGE)")
+    listen.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
+
     synth = sub.add_parser(
         "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
     )
@@ -90,6 +104,29 @@ def _watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _listen(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from lvo_triage.config import load_settings
+    from lvo_triage.service.scp import StorageNode
+
+    settings = load_settings(args.config).listen
+    overrides = {"port": args.port, "ae_title": args.ae_title}
+    chosen = {name: value for name, value in overrides.items() if value is not None}
+    settings = dataclasses.replace(settings, **chosen)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per association is ours
+    node = StorageNode(args.inbox, settings)
+    try:
+        node.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on port {settings.port} ({exc}): choose another --port, or stop the "
+            "program that uses it"
+        ) from exc
+    node.run_forever()
+    return EXIT_OK
+
+
 def _synth(args: argparse.Namespace) -> int:
     from lvo_triage.synth import write_dataset
 
@@ -110,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="lvo-triage: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"run": _run, "watch": _watch, "synth": _synth}
+    handlers = {"run": _run, "watch": _watch, "listen": _listen, "synth": _synth}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,11 +91,75 @@ class WatchSettings:
             raise ConfigError(msg)
 
 
+LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+
+def _ae_title_problem(title: object) -> str | None:
+    """Why ``title`` is not a DICOM AE title (1-16 characters of printable ASCII, no backslash,
+    not blank), or None when it is one."""
+    if not isinstance(title, str):
+        return "must be a string"
+    if not 1 <= len(title) <= 16 or not title.strip():
+        return "must have 1 to 16 characters, not all spaces"
+    if any(not (" " <= c <= "~") or c == "\\" for c in title):
+        return "may hold printable ASCII only, without backslash"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenSettings:
+    """The DICOM storage node (``listen`` and ``serve``). Empty allow-lists allow every peer."""
+
+    ae_title: str = "LVO_TRIAGE"
+    port: int = 11112
+    allowed_ae_titles: tuple[str, ...] = ()
+    allowed_addresses: tuple[str, ...] = LOOPBACK
+    require_called_ae_title: bool = True
+    max_associations: int = 10
+    acse_timeout_s: float = 30.0
+    dimse_timeout_s: float = 30.0
+    network_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        problem = _ae_title_problem(self.ae_title)
+        if problem:
+            msg = f"listen.ae_title={self.ae_title!r} {problem}"
+            raise ConfigError(msg)
+        if not 0 <= self.port <= 65535:
+            msg = f"listen.port={self.port} must be in [0, 65535] (0: any free port)"
+            raise ConfigError(msg)
+        for title in self.allowed_ae_titles:
+            problem = _ae_title_problem(title)
+            if problem:
+                msg = f"listen.allowed_ae_titles entry {title!r} {problem}"
+                raise ConfigError(msg)
+        for address in self.allowed_addresses:
+            try:
+                if not isinstance(address, str):
+                    raise TypeError("not a string")  # ip_network would take an int too
+                ipaddress.ip_network(address)
+            except (TypeError, ValueError) as exc:
+                msg = (
+                    f"listen.allowed_addresses entry {address!r} is not an IP address or network "
+                    f"({exc}); write e.g. 10.1.2.3 or 10.1.2.0/24"
+                )
+                raise ConfigError(msg) from exc
+        if not 1 <= self.max_associations <= 1000:
+            msg = f"listen.max_associations={self.max_associations} must be in [1, 1000]"
+            raise ConfigError(msg)
+        for name in ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                msg = f"listen.{name}={value} must be in (0, 3600] seconds"
+                raise ConfigError(msg)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
 
 
 T = TypeVar("T")
@@ -119,6 +184,11 @@ def _build(cls: type[T], values: Any, where: str, base_dir: Path) -> T:
         elif isinstance(default, Path):
             path = Path(str(value)).expanduser()
             kwargs[name] = path if path.is_absolute() else (base_dir / path).resolve()
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple):
+                msg = f"{where}{name} must be a list, got {value!r}"
+                raise ConfigError(msg)
+            kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
     try:

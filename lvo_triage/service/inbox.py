@@ -28,7 +28,7 @@ WORK_DIRS = (".processing", ".archive", ".quarantine")
 def safe_name(text: str) -> str:
     """A file or folder name from received data (a UID): used as it is when it is a plain UID,
     else a digest, so that nothing from the network can name a path (no ``..``, no ``/``)."""
-    if SAFE_NAME.match(text) and text not in (".", ".."):
+    if SAFE_NAME.match(text) and not text.startswith("."):  # no "..", no ".processing"
         return text
     return "x" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:32]
 
