@@ -34,7 +34,11 @@ class Watcher:
         engine: Engine,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_results: Callable[[Path, list[TriageResult]], None] | None = None,
     ) -> None:
+        """``on_results(folder, results)`` runs after each triage while the study's files are
+        still in ``folder`` (``serve`` sends the SR and key image, calls the webhook)."""
+        self.on_results = on_results
         self.inbox = Inbox(inbox)
         self.inbox.create()
         self.outbox = outbox
@@ -92,6 +96,11 @@ class Watcher:
             return []
         for result in results:
             log.info("%s", result.headline())
+        if self.on_results is not None:
+            try:
+                self.on_results(folder, results)
+            except Exception:  # a failing destination must not lose the study or stop the watch
+                log.exception("delivering the results of a study failed")
         self.inbox.finish(folder, keep=self.settings.keep_input)
         return results
 
