@@ -20,6 +20,17 @@ class UsageError(Exception):
     pass
 
 
+def _destination(text: str) -> str:
+    """``--send-to``: checked here so that a typo is a usage error before anything starts."""
+    from lvo_triage.config import parse_destination
+
+    try:
+        parse_destination(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lvo-triage",
@@ -53,6 +64,36 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--port", type=int, help="TCP port (default: listen.port, 11112)")
     listen.add_argument("--ae-title", help="our AE title (default: listen.ae_title, LVO_TRIAGE)")
     listen.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
+
+    serve = sub.add_parser(
+        "serve",
+        help="listen and watch in one process; SR and key image to PACS, webhook, metrics",
+    )
+    serve.add_argument(
+        "--inbox", type=Path, required=True, metavar="INBOX", help="received files go here"
+    )
+    serve.add_argument("--out", type=Path, required=True, metavar="OUTBOX", help="results")
+    serve.add_argument("--port", type=int, help="DICOM TCP port (default: listen.port, 11112)")
+    serve.add_argument("--ae-title", help="our AE title (default: listen.ae_title, LVO_TRIAGE)")
+    serve.add_argument(
+        "--send-to",
+        action="append",
+        type=_destination,
+        metavar="AET@HOST:PORT",
+        help="store the SR and key image of each study there (repeatable; replaces serve.send_to)",
+    )
+    serve.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST each result there, signed with $LVO_WEBHOOK_SECRET (default: serve.webhook_url)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="/metrics and /health on 127.0.0.1:N, 0: off (default: serve.metrics_port, 9464)",
+    )
+    serve.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
 
     synth = sub.add_parser(
         "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
@@ -127,6 +168,47 @@ def _listen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    from lvo_triage.config import load_settings
+    from lvo_triage.pipeline import Engine
+    from lvo_triage.service.serve import SECRET_VARIABLE, Service
+
+    if args.inbox.resolve() == args.out.resolve():
+        raise UsageError("--inbox and --out must be different folders")
+    settings = load_settings(args.config)
+    listen = {"port": args.port, "ae_title": args.ae_title}
+    serve = {
+        "send_to": tuple(args.send_to) if args.send_to else None,
+        "webhook_url": args.webhook,
+        "metrics_port": args.metrics_port,
+    }
+    settings = dataclasses.replace(
+        settings,
+        listen=dataclasses.replace(
+            settings.listen, **{k: v for k, v in listen.items() if v is not None}
+        ),
+        serve=dataclasses.replace(
+            settings.serve, **{k: v for k, v in serve.items() if v is not None}
+        ),
+    )
+    secret = os.environ.get(SECRET_VARIABLE)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per association is ours
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # a line per attribute module copied
+    engine = Engine.create(settings)
+    log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
+    service = Service(
+        inbox=args.inbox,
+        outbox=args.out,
+        engine=engine,
+        webhook_secret=secret.encode("utf-8") if secret else None,
+    )
+    service.run_forever()
+    return EXIT_OK
+
+
 def _synth(args: argparse.Namespace) -> int:
     from lvo_triage.synth import write_dataset
 
@@ -147,7 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="lvo-triage: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"run": _run, "watch": _watch, "listen": _listen, "synth": _synth}
+    handlers = {
+        "run": _run,
+        "watch": _watch,
+        "listen": _listen,
+        "serve": _serve,
+        "synth": _synth,
+    }
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

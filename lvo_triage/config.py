@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -154,12 +156,95 @@ class ListenSettings:
                 raise ConfigError(msg)
 
 
+DESTINATION = re.compile(
+    r"^(?P<ae_title>[^@]+)@(?P<host>\[[0-9A-Fa-f:.]+\]|[^@:\[\]\s]+):(?P<port>[0-9]{1,5})$"
+)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A DICOM node results are stored to: ``AET@HOST:PORT`` (an IPv6 host in brackets)."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.ae_title}@{host}:{self.port}"
+
+
+def parse_destination(text: str) -> Destination:
+    """``AET@HOST:PORT`` as a :class:`Destination`; ValueError with what to write otherwise."""
+    match = DESTINATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        msg = (
+            f"{text!r} is not AET@HOST:PORT: write the PACS's AE title, host and DICOM port, "
+            "e.g. ORTHANC@10.1.2.3:4242"
+        )
+        raise ValueError(msg)
+    title, host, port = match["ae_title"], match["host"].strip("[]"), int(match["port"])
+    problem = _ae_title_problem(title)
+    if problem:
+        msg = f"{text!r}: AE title {title!r} {problem}"
+        raise ValueError(msg)
+    if not 1 <= port <= 65535:
+        msg = f"{text!r}: port {port} must be in [1, 65535]"
+        raise ValueError(msg)
+    return Destination(title, host, port)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """``serve``: where results go besides OUTBOX, and the metrics and health endpoint."""
+
+    metrics_port: int = 9464
+    send_to: tuple[str, ...] = ()
+    webhook_url: str | None = None
+    retry_delays_s: tuple[float, ...] = (0.5, 2.0, 8.0)
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metrics_port, int) or not 0 <= self.metrics_port <= 65535:
+            msg = f"serve.metrics_port={self.metrics_port!r} must be in [0, 65535] (0: no metrics)"
+            raise ConfigError(msg)
+        for entry in self.send_to:
+            try:
+                parse_destination(entry)
+            except ValueError as exc:
+                raise ConfigError(f"serve.send_to entry {exc}") from exc
+        if self.webhook_url is not None:
+            url = urlsplit(str(self.webhook_url))
+            if url.scheme not in ("http", "https") or not url.hostname:
+                msg = (
+                    f"serve.webhook_url={self.webhook_url!r} must be an http:// or https:// URL "
+                    "with a host, e.g. https://alerts.example.org/lvo (or null for none)"
+                )
+                raise ConfigError(msg)
+        if len(self.retry_delays_s) > 10:
+            msg = f"serve.retry_delays_s has {len(self.retry_delays_s)} entries; at most 10"
+            raise ConfigError(msg)
+        for delay in self.retry_delays_s:
+            number = isinstance(delay, int | float) and not isinstance(delay, bool)
+            if not number or not 0 < delay <= 600:
+                msg = f"serve.retry_delays_s entry {delay!r} must be in (0, 600] seconds"
+                raise ConfigError(msg)
+        if not 0 < self.timeout_s <= 600:
+            msg = f"serve.timeout_s={self.timeout_s} must be in (0, 600] seconds"
+            raise ConfigError(msg)
+
+    @property
+    def destinations(self) -> tuple[Destination, ...]:
+        return tuple(parse_destination(entry) for entry in self.send_to)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
 
 T = TypeVar("T")

@@ -48,6 +48,9 @@ class Watcher:
         self.arrivals = Arrivals(self.inbox, self.settings, engine.settings.selection, clock=clock)
         self.clock = clock
         self.retry: dict[Path, tuple[float, float | None]] = {}  # folder: (when, arrival)
+        # when the last file of the study in hand arrived (time.time(); None after a restart):
+        # on_results reads it to time a result from the study's arrival
+        self.arrival_epoch: float | None = None
         self.stopping = False
 
     def resume(self) -> list[TriageResult]:
@@ -81,6 +84,7 @@ class Watcher:
         return self._triage(folder, arrival_epoch=study.last_arrival_wall)
 
     def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
+        self.arrival_epoch = arrival_epoch
         try:
             results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
         except OSError as exc:  # the outbox is full, gone or not writable: keep the input

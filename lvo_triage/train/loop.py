@@ -44,15 +44,29 @@ class TrainConfig:
     site_weight: float = 0.5  # weight of the site loss (LVO cases only)
 
 
-def _random_affine(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """One case (1, X, Y, Z): rotation up to 8 degrees about each axis and isotropic scale
-    0.92-1.08 (the spacing jitter of another scanner), trilinear, zeros outside."""
-    from monai.transforms import Affine
-
-    angles = tuple(float(a) for a in np.radians(rng.uniform(-8, 8, size=3)))
-    scale = float(rng.uniform(0.92, 1.08))
-    out = Affine(rotate_params=angles, scale_params=(scale,) * 3, padding_mode="zeros")(x)[0]
-    return torch.as_tensor(out)
+def _random_affine(x: torch.Tensor, rng: np.random.Generator, prob: float) -> torch.Tensor:
+    """Each case of the batch (N, 1, X, Y, Z), with probability ``prob``: rotation up to 8 degrees
+    about each axis and isotropic scale 0.92-1.08 (the spacing jitter of another scanner), about
+    the grid centre, trilinear, zeros outside. One ``grid_sample`` call for the whole batch."""
+    chosen = [b for b in range(x.shape[0]) if rng.random() < prob]
+    if not chosen:
+        return x
+    thetas = []
+    for _ in chosen:
+        ax, ay, az = np.radians(rng.uniform(-8, 8, size=3))
+        rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+        ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+        rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+        m = (rx @ ry @ rz) / float(rng.uniform(0.92, 1.08))
+        thetas.append(np.concatenate([m, np.zeros((3, 1))], axis=1))
+    theta = torch.as_tensor(np.stack(thetas), dtype=x.dtype)
+    sub = x[chosen]
+    grid = F.affine_grid(theta, list(sub.shape), align_corners=False)
+    out = x.clone()
+    out[chosen] = F.grid_sample(
+        sub, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return out
 
 
 def augment(
@@ -63,14 +77,12 @@ def augment(
     affine_prob: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random mirror (swaps the side label), affine, shift, intensity scale/offset and noise."""
-    x = x.clone()
+    x = _random_affine(x, rng, affine_prob) if affine_prob else x.clone()
     for b in range(x.shape[0]):
         if rng.random() < 0.5:
             x[b] = torch.flip(x[b], dims=[1])
             if left[b] >= 0:  # -1: side unknown, stays unknown
                 left[b] = 1 - left[b]
-        if affine_prob and rng.random() < affine_prob:
-            x[b] = _random_affine(x[b], rng)
         if shift:
             s = [int(v) for v in rng.integers(-shift, shift + 1, size=3)]
             x[b] = torch.roll(x[b], shifts=s, dims=(1, 2, 3))
