@@ -239,3 +239,30 @@ def test_a_claim_cut_short_by_a_crash_is_completed_on_restart(tmp_path: Path) ->
     assert inbox.claimed() == [folder]
     assert sorted(p.name for p in folder.iterdir()) == [f"{n}.dcm" for n in range(6)]
     assert inbox.arrivals() == [] and not list(inbox.processing.glob("*.json"))
+
+
+@pytest.mark.slow
+def test_two_hundred_studies_dropped_at_once_are_all_processed(
+    fast_study: Path, tmp_path: Path, engine: Engine
+) -> None:
+    """200 small studies (25 slices each, too short to analyse: each gets not_analyzable)."""
+    from pydicom.uid import generate_uid
+
+    watcher, clock = _watcher(tmp_path, engine)
+    slices = sorted(fast_study.iterdir())[40:65]
+    templates = [pydicom.dcmread(f) for f in slices]
+    uids = []
+    for n in range(200):
+        study, series = generate_uid(), generate_uid()
+        uids.append(study)
+        folder = watcher.inbox.root / f"s{n:03d}"
+        folder.mkdir()
+        for k, ds in enumerate(templates):
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+    results = _run_until(watcher, clock, 8.0, step=1.0)
+    assert sorted(str(r.study_instance_uid) for r in results) == sorted(uids)
+    assert all(r.status is Status.NOT_ANALYZABLE for r in results)
+    assert len(_timing(tmp_path / "out")) == 200
+    assert watcher.inbox.arrivals() == []
