@@ -72,15 +72,17 @@ class Inbox:
         a crash interrupted half-way is completed first (its journal lists every file)."""
         for journal in sorted(self.processing.glob("*.claim.json")):
             self._complete(journal)
-        return sorted(p for p in self.processing.iterdir() if p.is_dir())
+        folders = sorted(p for p in self.processing.iterdir() if p.is_dir())
+        for empty in [f for f in folders if not any(f.iterdir())]:
+            empty.rmdir()  # nothing was moved in before the crash: the files are still in INBOX
+        return [f for f in folders if f.exists()]
 
     def claim(self, study_uid: str, files: dict[Path, str]) -> Path:
         """Move ``files`` (path → SOPInstanceUID) into ``.processing/<study>/``; files of an
         earlier round of the same study come back from the archive, so that the study is
         triaged whole. A journal written first (atomically) makes the claim all-or-nothing
         across a crash. Returns the folder."""
-        folder = self.processing / safe_name(study_uid)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.processing / safe_name(study_uid)  # made by _complete, after the journal
         moves = [(str(p), str(_free(folder / f"{safe_name(sop)}.dcm"))) for p, sop in files.items()]
         earlier = self.archive / safe_name(study_uid)
         if earlier.is_dir():
