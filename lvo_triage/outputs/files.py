@@ -10,13 +10,21 @@ from pathlib import Path
 import pydicom
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def write_atomic(
+    path: Path, content: str | bytes, *, mode: int | None = None, sync_dir: bool = False
+) -> None:
+    """Write ``content`` to ``path`` so that readers see the old file or the new one, never half,
+    through a ``.lvo-*`` temporary file in the same folder (the watched folder skips those).
+    ``mode``: the file's permissions; ``sync_dir``: also make the new name durable (fsync the
+    folder) before returning, as a DICOM node must before it acknowledges a C-STORE."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".lvo-{path.name}.", suffix=".part", dir=folder)
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -24,6 +32,12 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if sync_dir:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def append_line(path: Path, line: str) -> None:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # g
 from pynetdicom.transport import ThreadedAssociationServer
 
 from lvo_triage.config import ListenSettings
+from lvo_triage.outputs.files import write_atomic
 from lvo_triage.service.inbox import safe_name
 
 log = logging.getLogger(__name__)
@@ -104,33 +103,14 @@ FILE_MODE = 0o640  # the watched folder's service reads it; nobody else
 
 
 def entry_name(uid: str) -> str:
-    """The file or folder name for ``uid`` in INBOX: :func:`safe_name`, and never a name that
-    starts with a dot (INBOX's work areas and temporary files do)."""
-    name = safe_name(uid)
-    return safe_name("/" + uid) if name.startswith(".") else name  # "/": always a digest
+    """The file or folder name for ``uid`` in INBOX (:func:`safe_name`: a plain UID, else a
+    digest; never a path, never a name starting with a dot like INBOX's work areas)."""
+    return safe_name(uid)
 
 
 def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a ``.lvo-*`` temporary file in the same folder: readers
-    see the whole file or none, and it is on disk (name included) when this returns."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lvo-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``data`` at ``path``, whole or not at all, and on disk (name included) when this returns."""
+    write_atomic(path, data, mode=FILE_MODE, sync_dir=True)
 
 
 @dataclass
