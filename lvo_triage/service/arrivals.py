@@ -21,11 +21,11 @@ from lvo_triage.dicom.discover import Series, Study
 from lvo_triage.dicom.geometry import slice_spacing, sorted_along_normal
 from lvo_triage.dicom.instance import FileHeader, read_header
 from lvo_triage.dicom.select import head_foot_coverage_mm, select_series
+from lvo_triage.dicom.volume import GAP_FACTOR
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.service.inbox import Inbox
 
 log = logging.getLogger(__name__)
-GAP_FACTOR = 1.5
 
 
 @dataclass
@@ -40,8 +40,16 @@ class _Seen:
 class PendingStudy:
     uid: str
     headers: dict[Path, FileHeader] = field(default_factory=dict)
+    sops: set[str] = field(default_factory=set)
     last_arrival: float = 0.0  # monotonic time the newest file was accepted
     last_arrival_wall: float = 0.0  # its time.time(), for the timing log
+    _complete: tuple[int, bool] = (-1, False)  # (number of files, verdict) of the last check
+
+    def complete(self, rules: SelectionSettings) -> bool:
+        """:func:`complete_by_geometry`, worked out again only when files were added."""
+        if self._complete[0] != len(self.headers):
+            self._complete = (len(self.headers), complete_by_geometry(self.as_study(), rules))
+        return self._complete[1]
 
     def as_study(self) -> Study:
         study = Study(uid=self.uid, accession_number=None)
@@ -88,6 +96,7 @@ class Arrivals:
         self.inbox, self.settings, self.rules, self.clock = inbox, settings, rules, clock
         self.seen: dict[Path, _Seen] = {}
         self.studies: dict[str, PendingStudy] = {}
+        self.held: set[Path] = set()  # files read into a pending study
         self.known_sops: set[str] = set()
         self.closed: set[str] = set()  # studies triaged with keep_input: delete
         for folder in inbox.archive.iterdir() if inbox.archive.is_dir() else ():
@@ -110,13 +119,10 @@ class Arrivals:
                 )
                 continue
             seen.unchanged_polls += 1
-            if not self._held(path):
+            if path not in self.held:
                 self._read(path, seen, now)
         for gone in set(self.seen) - present:
             del self.seen[gone]
-
-    def _held(self, path: Path) -> bool:
-        return any(path in s.headers for s in self.studies.values())
 
     def _read(self, path: Path, seen: _Seen, now: float) -> None:
         try:
@@ -137,13 +143,14 @@ class Arrivals:
             )
             return
         study = self.studies.setdefault(header.study_uid, PendingStudy(uid=header.study_uid))
-        pending = {h.instances[0].sop_instance_uid for h in study.headers.values()}
-        if sop in self.known_sops or sop in pending:
+        if sop in self.known_sops or sop in study.sops:
             path.unlink(missing_ok=True)  # a duplicate of an image already received
             del self.seen[path]
             log.debug("ignored a duplicate instance")
             return
         study.headers[path] = header
+        study.sops.add(sop)
+        self.held.add(path)
         study.last_arrival, study.last_arrival_wall = now, time.time()
 
     def ready(self) -> list[PendingStudy]:
@@ -153,8 +160,7 @@ class Arrivals:
         for study in self.studies.values():
             quiet = now - study.last_arrival
             if quiet >= self.settings.quiet_period_s or (
-                quiet >= self.settings.stable_s
-                and complete_by_geometry(study.as_study(), self.rules)
+                quiet >= self.settings.stable_s and study.complete(self.rules)
             ):
                 out.append(study)
         return sorted(out, key=lambda s: s.last_arrival)
@@ -166,4 +172,5 @@ class Arrivals:
         self.known_sops.update(files.values())
         for path in files:
             self.seen.pop(path, None)
+            self.held.discard(path)
         return files
