@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (
-    CropForeground,
     Orientation,
     Resize,
     ResizeWithPadOrCrop,
     ScaleIntensityRange,
+    SpatialCrop,
 )
 
 from lvo_triage.dicom.volume_types import LPS_TO_RAS, Volume
@@ -29,6 +29,35 @@ MIN_HEAD_VOXELS = 1000
 BONE_LEVEL = 0.99  # of the window: bone saturates the model input
 ARTERIAL_BOX = ((0.2, 0.8), (0.2, 0.8), (0.3, 0.6))  # central head, above the skull base
 TOP_VOXELS = 50
+RIM_VOXELS = 2  # around bone, left out of the arterial peak (4 mm at 2 mm)
+CROP_MARGIN = 2  # voxels kept around the head
+SLAB = 32  # slices per pass of the head search (bounds its temporary memory)
+
+
+def head_box(
+    data: np.ndarray, threshold: float, margin: int = CROP_MARGIN
+) -> tuple[int, list[slice]]:
+    """How many voxels are denser than ``threshold``, and the box around them widened by
+    ``margin`` and clipped to the volume: what MONAI's ``CropForeground(margin=margin,
+    allow_smaller=True)`` crops to (a test checks), in one pass over the volume in slabs of
+    :data:`SLAB` slices instead of its several full-size passes (~10x faster on 400 slices)."""
+    first = np.zeros(data.shape[0], dtype=bool)
+    plane = np.zeros(data.shape[1:], dtype=bool)
+    count = 0
+    for start in range(0, data.shape[0], SLAB):
+        mask = data[start : start + SLAB] > threshold
+        count += int(np.count_nonzero(mask))
+        first[start : start + SLAB] = mask.any(axis=(1, 2))
+        plane |= mask.any(axis=0)
+    if count == 0:
+        return 0, []
+    box = []
+    for axis, flags in enumerate((first, plane.any(axis=1), plane.any(axis=0))):
+        hits = np.flatnonzero(flags)
+        lo = max(int(hits[0]) - margin, 0)
+        hi = min(int(hits[-1]) + 1 + margin, data.shape[axis])
+        box.append(slice(lo, hi))
+    return count, box
 
 
 def in_memory_order(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,9 +76,7 @@ class Preprocessor:
 
     def __init__(self, *, spec: InputSpec) -> None:
         self.spec = spec
-        threshold = spec.foreground_hu
         self._orient = Orientation(axcodes="RAS", labels=None)
-        self._crop = CropForeground(select_fn=lambda x: x > threshold, margin=2, allow_smaller=True)
         lo, hi = spec.window_hu
         self._window = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)
         self._fit = ResizeWithPadOrCrop(spatial_size=spec.shape, mode="constant")
@@ -57,16 +84,17 @@ class Preprocessor:
     def __call__(self, volume: Volume) -> np.ndarray:
         """The model input, float32 of shape ``(1, 1, *spec.shape)``."""
         data, affine = in_memory_order(volume.hu, volume.affine)
+        count, box = head_box(data, self.spec.foreground_hu)
+        if count < MIN_HEAD_VOXELS:
+            msg = "no head found in the images (nothing denser than air)"
+            raise NotAnalyzable(msg)
         image: Any = MetaTensor(
             torch.from_numpy(data)[None],
             affine=torch.as_tensor(LPS_TO_RAS @ affine, dtype=torch.float64),
         )
-        if int((image > self.spec.foreground_hu).sum()) < MIN_HEAD_VOXELS:
-            msg = "no head found in the images (nothing denser than air)"
-            raise NotAnalyzable(msg)
         # Crop and shrink in memory order, then orient the small result: the same output as
         # orienting first (flips and axis swaps commute with both), without moving 400 MB.
-        image = self._crop(image)
+        image = SpatialCrop(roi_slices=box)(image)
         spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
         size = [
             max(1, round(n * s / self.spec.spacing_mm))
@@ -80,18 +108,32 @@ class Preprocessor:
         return array[None].astype(np.float32, copy=False)
 
 
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` voxels along each axis (a cube of side 2 * radius + 1): the
+    same as a max-pool of that size, in shifted ORs (about 100x faster than torch's max_pool3d)."""
+    for axis in range(mask.ndim):
+        grown = mask.copy()
+        for shift in range(1, radius + 1):
+            ahead = [slice(None)] * mask.ndim
+            behind = [slice(None)] * mask.ndim
+            ahead[axis], behind[axis] = slice(shift, None), slice(None, -shift)
+            grown[tuple(ahead)] |= mask[tuple(behind)]
+            grown[tuple(behind)] |= mask[tuple(ahead)]
+        mask = grown
+    return mask
+
+
 def arterial_peak_hu(batch: np.ndarray, spec: InputSpec) -> float:
     """How bright the intracranial arteries are, measured in the model input: the mean HU of the
     brightest voxels of the central head (circle of Willis to the sylvian fissures), bone and a
     4 mm rim around it excluded. About 30-50 HU without contrast, 100-400 HU in a CTA."""
-    x = torch.from_numpy(batch)
-    bone = (x >= BONE_LEVEL).to(x.dtype)
-    rim = torch.nn.functional.max_pool3d(bone, kernel_size=5, stride=1, padding=2) > 0
-    soft = torch.where(rim, torch.zeros_like(x), x)[0, 0].numpy()
+    x = batch[0, 0]
+    rim = dilate(x >= BONE_LEVEL, RIM_VOXELS)
+    soft = np.where(rim, np.float32(0.0), x)
     box = tuple(
         slice(int(n * a), int(n * b)) for n, (a, b) in zip(soft.shape, ARTERIAL_BOX, strict=True)
     )
-    top = np.sort(soft[box].ravel())[-TOP_VOXELS:].mean()
+    top = np.partition(soft[box].ravel(), -TOP_VOXELS)[-TOP_VOXELS:].mean()
     lo, hi = spec.window_hu
     return float(lo + top * (hi - lo))
 

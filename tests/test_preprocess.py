@@ -100,3 +100,38 @@ def test_cropping_before_orienting_changes_nothing(directions: np.ndarray) -> No
     # the loader's layout: a transposed view of a slice-major array
     view = Volume(hu=np.ascontiguousarray(volume.hu.transpose(2, 1, 0)).T, affine=volume.affine)
     np.testing.assert_allclose(prep(view), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["inside", "touching the edges", "one voxel"])
+def test_head_box_crops_what_monai_crop_foreground_crops(where: str) -> None:
+    import torch
+    from monai.transforms import CropForeground
+
+    from lvo_triage.preprocess import SLAB, head_box
+
+    rng = np.random.default_rng(3)
+    data = np.full((SLAB * 2 + 5, 40, 33), -1000.0, dtype=np.float32)
+    if where == "inside":
+        data[10:50, 5:30, 7:20] = rng.normal(0, 300, (40, 25, 13))
+    elif where == "touching the edges":
+        data[0:70, 1:40, 0:2] = rng.normal(0, 300, (69, 39, 2))
+    else:
+        data[SLAB, 20, 16] = 40.0
+    expected = CropForeground(select_fn=lambda x: x > -500, margin=2, allow_smaller=True)(
+        torch.from_numpy(data)[None]
+    )
+    count, box = head_box(data, -500.0)
+    assert count == int((data > -500).sum())
+    np.testing.assert_array_equal(data[tuple(box)], np.asarray(expected)[0])
+
+
+def test_dilate_is_a_max_pool() -> None:
+    import torch
+
+    from lvo_triage.preprocess import dilate
+
+    mask = np.random.default_rng(4).random((30, 24, 17)) > 0.97
+    pooled = torch.nn.functional.max_pool3d(
+        torch.from_numpy(mask.astype(np.float32))[None, None], 5, stride=1, padding=2
+    )
+    np.testing.assert_array_equal(dilate(mask, 2), pooled[0, 0].numpy() > 0)
