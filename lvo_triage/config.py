@@ -75,6 +75,7 @@ class WatchSettings:
     poll_interval_s: float = 0.2
     unreadable_after_s: float = 10.0
     keep_input: str = "archive"
+    events: bool = True
 
     def __post_init__(self) -> None:
         if self.keep_input not in KEEP_INPUT:
@@ -274,6 +275,9 @@ def _build(cls: type[T], values: Any, where: str, base_dir: Path) -> T:
                 msg = f"{where}{name} must be a list, got {value!r}"
                 raise ConfigError(msg)
             kwargs[name] = tuple(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            msg = f"{where}{name} must be true or false, got {value!r}"
+            raise ConfigError(msg)
         else:
             kwargs[name] = value
     try:

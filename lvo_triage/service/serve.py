@@ -177,12 +177,16 @@ class Service:
                 self.watcher.inbox.root,
                 self.outbox,
             )
-            self._poll(self.watcher.resume)
-            poll_s = self.watcher.settings.poll_interval_s
-            while not self.stopping.is_set():
-                started = time.monotonic()
-                self._poll(self.watcher.step)
-                self.stopping.wait(max(0.0, poll_s - (time.monotonic() - started)))
+            wakeup = self.watcher.wakeup(self.stopping)
+            try:
+                self._poll(self.watcher.resume)
+                poll_s = self.watcher.settings.poll_interval_s
+                while not self.stopping.is_set():
+                    started = time.monotonic()
+                    self._poll(self.watcher.step)
+                    wakeup.wait(poll_s - (time.monotonic() - started))
+            finally:
+                wakeup.close()
         finally:
             self.stop()
         log.info("stopped")

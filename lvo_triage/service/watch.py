@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from types import FrameType
 from lvo_triage.pipeline import Engine, triage_path
 from lvo_triage.result import TriageResult
 from lvo_triage.service.arrivals import Arrivals, PendingStudy
+from lvo_triage.service.events import Wakeup
 from lvo_triage.service.inbox import Inbox
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Watcher:
         # on_results reads it to time a result from the study's arrival
         self.arrival_epoch: float | None = None
         self.stopping = False
+        self.stop_event = threading.Event()
 
     def resume(self) -> list[TriageResult]:
         """Triage the studies a previous run claimed but did not finish."""
@@ -113,6 +116,16 @@ class Watcher:
         if not self.stopping:
             log.info("stopping after the study in hand")
         self.stopping = True
+        self.stop_event.set()
+
+    def wakeup(self, stop_event: threading.Event | None = None) -> Wakeup:
+        """What the polling loop waits on: filesystem events in the inbox (``watch.events``),
+        the poll interval, or ``stop_event`` (default: this watcher's)."""
+        return Wakeup(
+            self.inbox.root,
+            events=self.settings.events,
+            stop_event=stop_event if stop_event is not None else self.stop_event,
+        )
 
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -124,9 +137,13 @@ class Watcher:
             self.outbox,
             self.settings.quiet_period_s,
         )
-        self.resume()
-        while not self.stopping:
-            started = time.monotonic()
-            self.step()
-            time.sleep(max(0.0, self.settings.poll_interval_s - (time.monotonic() - started)))
+        wakeup = self.wakeup()
+        try:
+            self.resume()
+            while not self.stopping:
+                started = time.monotonic()
+                self.step()
+                wakeup.wait(self.settings.poll_interval_s - (time.monotonic() - started))
+        finally:
+            wakeup.close()
         log.info("stopped")
