@@ -27,7 +27,6 @@ The floor is reading the raw bytes of every file (``Path.read_bytes``) with the 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -45,7 +44,7 @@ from lvo_triage.config import SelectionSettings
 from lvo_triage.dicom.discover import discover, iter_files
 from lvo_triage.dicom.select import select_series
 from lvo_triage.dicom.volume import load_volume
-from lvo_triage.synth import PhantomSpec, acquisition_grid, sample_spec, write_study
+from lvo_triage.synth import PhantomSpec, sample_spec, with_slices, write_study
 from lvo_triage.train.seeds import TEST_BASE
 
 SEED = TEST_BASE + 500_000
@@ -55,34 +54,11 @@ MAX_HU_DIFF = 0.5
 
 
 def spec_with_slices(target: int) -> PhantomSpec:
-    """The bench phantom with ``slice_mm`` (and thickness) chosen so that it has ``target`` slices.
-
-    The grid's z-span does not depend on ``slice_mm`` and ``nz = round(span / slice_mm) + 1`` falls
-    as ``slice_mm`` grows, so bisection finds a spacing with exactly ``target`` slices (or 1 off).
-    """
-    spec = sample_spec(SEED, case_id="bench", lvo=True)
-
-    def with_mm(mm: float) -> tuple[PhantomSpec, int]:
-        s = dataclasses.replace(spec, slice_mm=mm, slice_thickness_mm=mm)
-        return s, acquisition_grid(s)[0][2]
-
-    lo, hi = 0.1, 1.5  # slices: many at lo, few at hi
-    best, best_nz = with_mm(hi)
-    for _ in range(60):
-        mid = (lo + hi) / 2.0
-        s, nz = with_mm(mid)
-        if abs(nz - target) < abs(best_nz - target):
-            best, best_nz = s, nz
-        if nz == target:
-            break
-        if nz > target:
-            lo = mid
-        else:
-            hi = mid
-    if abs(best_nz - target) > 1:
-        msg = f"no slice spacing in (0.1, 1.5) mm gives ~{target} slices (best {best_nz})"
-        raise SystemExit(msg)
-    return best
+    """The bench phantom with ``target`` slices (or one off)."""
+    try:
+        return with_slices(sample_spec(SEED, case_id="bench", lvo=True), target)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def load_ours(folder: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ from lvo_triage.synth.dataset import (
     write_study_nifti,
 )
 from lvo_triage.synth.dicom_writer import write_series
-from lvo_triage.synth.grid import acquisition_grid, head_to_lps, training_grid
+from lvo_triage.synth.grid import acquisition_grid, head_to_lps, training_grid, with_slices
 from lvo_triage.synth.render import render
 from lvo_triage.synth.spec import SITES, PhantomSpec, sample_spec
 
@@ -26,6 +26,7 @@ __all__ = [
     "render_acquisition",
     "sample_spec",
     "training_grid",
+    "with_slices",
     "write_dataset",
     "write_series",
     "write_study",

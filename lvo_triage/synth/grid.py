@@ -6,6 +6,8 @@ Grids are ``(shape, affine)`` with ``affine`` mapping ``(i, j, k, 1)`` to patien
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from lvo_triage.synth.spec import PhantomSpec
@@ -88,3 +90,34 @@ def training_grid(spec: PhantomSpec, *, spacing_mm: float = 1.0) -> tuple[Shape,
     out[:3, :3] = dirs * spacing_mm
     out[:3, 3] = corner + 0.5 * out[:3, :3].sum(axis=1)
     return (int(n[0]), int(n[1]), int(n[2])), out
+
+
+def with_slices(spec: PhantomSpec, target: int) -> PhantomSpec:
+    """``spec`` with ``slice_mm`` (and thickness) chosen so that its acquisition has ``target``
+    slices (or one off): benchmarks use it for series longer than sampled phantoms have.
+
+    The grid's z-span does not depend on ``slice_mm`` and ``nz = round(span / slice_mm) + 1`` falls
+    as ``slice_mm`` grows, so bisection finds the spacing.
+    """
+
+    def with_mm(mm: float) -> tuple[PhantomSpec, int]:
+        s = dataclasses.replace(spec, slice_mm=mm, slice_thickness_mm=mm)
+        return s, acquisition_grid(s)[0][2]
+
+    lo, hi = 0.1, 1.5  # slices: many at lo, few at hi
+    best, best_nz = with_mm(hi)
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        s, nz = with_mm(mid)
+        if abs(nz - target) < abs(best_nz - target):
+            best, best_nz = s, nz
+        if nz == target:
+            break
+        if nz > target:
+            lo = mid
+        else:
+            hi = mid
+    if abs(best_nz - target) > 1:
+        msg = f"no slice spacing in (0.1, 1.5) mm gives ~{target} slices (best {best_nz})"
+        raise ValueError(msg)
+    return best
