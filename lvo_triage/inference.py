@@ -39,6 +39,12 @@ def choose_providers(requested: str) -> list[str]:
     """The ONNX Runtime providers for ``requested`` (cpu/cuda); CUDA falls back to CPU loudly."""
     available = ort.get_available_providers()
     if requested == "cuda":
+        if PROVIDER_NAMES["cuda"] in available and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu >= 1.21 finds CUDA and cuDNN in torch's or NVIDIA's pip packages
+            try:
+                ort.preload_dlls()
+            except Exception as exc:  # missing libraries are reported again by the session
+                log.warning("could not preload the CUDA libraries: %s", exc)
         if PROVIDER_NAMES["cuda"] in available:
             return [PROVIDER_NAMES["cuda"], PROVIDER_NAMES["cpu"]]
         log.warning(

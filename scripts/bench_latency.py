@@ -20,6 +20,7 @@ Memory: a fresh process (so that nothing else inflates it) creates the engine an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import subprocess
@@ -93,11 +94,12 @@ def latency(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="lvo-bench-") as tmp:
         folder, files = write_bench_study(args.slices, Path(tmp))
         size_mb = sum(f.stat().st_size for f in files) / 1e6
-        engine = Engine.create(Settings())
+        engine = Engine.create(settings_for(args.provider))
         warm = triage_path(engine, folder)[0]
         print(
             f"study: {len(files)} files of 512x512, {size_mb:.0f} MB, uncompressed; "
-            f"ours: p={warm.probability:.3f}, engine warmed by one triage"
+            f"ours: p={warm.probability:.3f}, engine warmed by one triage; "
+            f"model on {engine.detector.provider}"
         )
         floor: list[float] = []
         ours: list[dict[str, float]] = []
@@ -139,9 +141,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # not Linux
 
 
-def memory_child(folder: Path) -> None:
+def settings_for(provider: str) -> Settings:
+    return Settings(model=dataclasses.replace(Settings().model, provider=provider))
+
+
+def memory_child(folder: Path, provider: str) -> None:
     """Run in a fresh process: the engine, one triage, and the peak RSS (printed as JSON)."""
-    engine = Engine.create(Settings())
+    engine = Engine.create(settings_for(provider))
     engine_mb = peak_rss_mb()
     result = triage_path(engine, folder)[0]
     peak_mb = peak_rss_mb()
@@ -154,7 +160,7 @@ def memory(args: argparse.Namespace) -> None:
         size_mb = sum(f.stat().st_size for f in files) / 1e6
         volume_mb = len(files) * 512 * 512 * 4 / 2**20
         out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(folder)],
+            [sys.executable, __file__, "--memory-child", str(folder), "--provider", args.provider],
             check=True,
             capture_output=True,
             text=True,
@@ -180,10 +186,13 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="leave the reference out")
     parser.add_argument("--memory-slices", type=int, default=600)
     parser.add_argument("--no-memory", action="store_true", help="leave the memory run out")
+    parser.add_argument(
+        "--provider", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime provider"
+    )
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child is not None:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.provider)
         return
     if args.repeats < 1:
         raise SystemExit("--repeats must be >= 1")
