@@ -95,6 +95,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
 
+    bench = sub.add_parser(
+        "bench", help="validators' suite: accuracy and latency over a labelled dataset, a report"
+    )
+    bench.add_argument(
+        "dataset",
+        type=Path,
+        metavar="DATASET",
+        help="folder with labels.csv and one DICOM folder per case (CONTRACT.md)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-report"),
+        metavar="DIR",
+        help="metrics.json, cases.csv, plots, report.md and report.html (default bench-report)",
+    )
+    bench.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
+    bench.add_argument(
+        "--json", action="store_true", help="print metrics.json on stdout (one line)"
+    )
+    bench.add_argument(
+        "--limit", type=int, metavar="N", help="only the first N cases of labels.csv"
+    )
+
     synth = sub.add_parser(
         "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
     )
@@ -209,6 +233,55 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from lvo_triage.bench import read_dataset, run_bench
+    from lvo_triage.config import load_settings
+    from lvo_triage.errors import DatasetError
+
+    if not args.dataset.is_dir():
+        raise UsageError(
+            f"DATASET {str(args.dataset)!r} is not a folder: give the folder that holds "
+            "labels.csv and one DICOM folder per case"
+        )
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit} must be at least 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {str(args.out)!r} is a file: give a folder for the report")
+    try:
+        read_dataset(args.dataset, limit=args.limit)  # malformed labels: a usage error, at once
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from exc
+    settings = load_settings(args.config)
+    if not args.verbose:  # a line per case would break the progress bar
+        logging.getLogger("lvo_triage.pipeline").setLevel(logging.WARNING)
+    metrics = run_bench(args.dataset, args.out, settings, limit=args.limit)
+    acc, failed = metrics["accuracy"], metrics["not_analysable"]
+    if args.json:
+        print(json.dumps(metrics, separators=(",", ":")), flush=True)
+    else:
+        auc, sens, spec = acc["auc"], acc["sensitivity"], acc["specificity"]
+        total = metrics["latency_ms"]["stages"].get("total", {})
+        print(
+            f"{metrics['cases']['n']} studies, {metrics['cases']['n_analysable']} analysable; "
+            f"AUC {auc['value']} {auc['ci95']}; sensitivity {sens['value']} {sens['ci95']}, "
+            f"specificity {spec['value']} {spec['ci95']}; latency p50 {total.get('p50')} ms; "
+            f"report {args.out / 'report.html'} [NOT FOR CLINICAL USE]",
+            flush=True,
+        )
+    errors = failed["by_status"].get("error", 0)
+    if errors:
+        log.error(
+            "%d of %d studies failed internally (see cases.csv): %s",
+            errors,
+            metrics["cases"]["n"],
+            next(iter(failed["by_reason"]), ""),
+        )
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
 def _synth(args: argparse.Namespace) -> int:
     from lvo_triage.synth import write_dataset
 
@@ -234,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "watch": _watch,
         "listen": _listen,
         "serve": _serve,
+        "bench": _bench,
         "synth": _synth,
     }
     try:
