@@ -7,9 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lvo_triage import __version__
 from lvo_triage.errors import ConfigError, LvoTriageError
+
+if TYPE_CHECKING:
+    from lvo_triage.engines import EngineOptions
 
 log = logging.getLogger("lvo_triage")
 
@@ -31,6 +35,48 @@ def _destination(text: str) -> str:
     return text
 
 
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--address``, ``--workers`` (``run`` and ``bench``)."""
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one model in this process (default); ray: one model per Ray worker, on "
+        "this machine or a cluster (needs the ray extra)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join the Ray cluster at ADDR (HOST:PORT, as `ray start --head` "
+        "prints it; default: Ray on this machine)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --engine ray: N worker actors (default: one per CPU Ray sees)",
+    )
+
+
+def _engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine options of ``args``; a usage error when they do not fit together or when the
+    ray engine is asked for without Ray installed."""
+    from lvo_triage.engines import EngineKind, EngineOptions, EngineUnavailable, require_ray
+
+    try:
+        options = EngineOptions(
+            kind=EngineKind(args.engine), address=args.address, workers=args.workers
+        )
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from exc
+    if options.is_ray:
+        try:
+            require_ray()
+        except EngineUnavailable as exc:
+            raise UsageError(str(exc)) from exc
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lvo-triage",
@@ -45,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write OUT/<StudyInstanceUID>/result.json and timing")
     run.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
     run.add_argument("--json", action="store_true", help="print JSON Lines results on stdout")
+    _add_engine_options(run)
 
     watch = sub.add_parser("watch", help="triage studies as they arrive in a folder")
     watch.add_argument("inbox", type=Path, metavar="INBOX", help="folder files arrive in")
@@ -118,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--limit", type=int, metavar="N", help="only the first N cases of labels.csv"
     )
+    _add_engine_options(bench)
 
     synth = sub.add_parser(
         "synth", help="write synthetic CTA studies (DICOM or NIfTI) and labels.csv"
@@ -138,16 +186,32 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from lvo_triage.config import load_settings
     from lvo_triage.pipeline import Engine, triage_path
-    from lvo_triage.result import Status
+    from lvo_triage.result import Status, TriageResult
 
     if not args.path.exists():
         raise UsageError(f"PATH {str(args.path)!r} does not exist")
+    options = _engine_options(args)
     settings = load_settings(args.config)
-    engine = Engine.create(settings)
-    log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
-    results = triage_path(engine, args.path, out=args.out)
-    for result in results:
-        print(result.to_json() if args.json else result.headline(), flush=True)
+
+    def line(result: TriageResult) -> str:
+        return result.to_json() if args.json else result.headline()
+
+    if options.is_ray:
+        from tqdm import tqdm
+
+        from lvo_triage.engines.ray_run import triage_path_ray
+
+        def show(result: TriageResult) -> None:  # as each study finishes, beside the bar
+            tqdm.write(line(result), file=sys.stdout)
+            sys.stdout.flush()
+
+        results = triage_path_ray(args.path, settings, options, out=args.out, on_result=show)
+    else:
+        engine = Engine.create(settings)
+        log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
+        results = triage_path(engine, args.path, out=args.out)
+        for result in results:
+            print(line(result), flush=True)
     failed = [r for r in results if r.status is Status.ERROR]
     if failed:
         log.error(
@@ -253,20 +317,24 @@ def _bench(args: argparse.Namespace) -> int:
         read_dataset(args.dataset, limit=args.limit)  # malformed labels: a usage error, at once
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
+    options = _engine_options(args)
     settings = load_settings(args.config)
     if not args.verbose:  # a line per case would break the progress bar
         logging.getLogger("lvo_triage.pipeline").setLevel(logging.WARNING)
-    metrics = run_bench(args.dataset, args.out, settings, limit=args.limit)
+    metrics = run_bench(args.dataset, args.out, settings, limit=args.limit, engine=options)
     acc, failed = metrics["accuracy"], metrics["not_analysable"]
     if args.json:
         print(json.dumps(metrics, separators=(",", ":")), flush=True)
     else:
         auc, sens, spec = acc["auc"], acc["sensitivity"], acc["specificity"]
         total = metrics["latency_ms"]["stages"].get("total", {})
+        through = metrics["throughput"]
         print(
             f"{metrics['cases']['n']} studies, {metrics['cases']['n_analysable']} analysable; "
             f"AUC {auc['value']} {auc['ci95']}; sensitivity {sens['value']} {sens['ci95']}, "
             f"specificity {spec['value']} {spec['ci95']}; latency p50 {total.get('p50')} ms; "
+            f"{through['studies_per_s']} studies/s ({through['engine']} engine, workers: "
+            f"{through['workers']}); "
             f"report {args.out / 'report.html'} [NOT FOR CLINICAL USE]",
             flush=True,
         )

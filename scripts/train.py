@@ -3,6 +3,7 @@
     python scripts/train.py --data DATASET --out runs/NAME [--config configs/train.yaml]
     python scripts/train.py --out runs/NAME [--n-train 2400] [--n-val 300]   # phantoms
     python scripts/train.py ... --resume                                       # continue a run
+    python scripts/train.py --data DATASET --out runs/NAME --engine ray [--address HOST:PORT]
 
 DATASET has the layout of CONTRACT.md: labels.csv (case_id, lvo, optional side and site) and one
 DICOM folder or <case_id>.nii.gz per case. Every case goes through the inference transforms once
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -60,17 +62,44 @@ def split(data: CaseArrays, fraction: float, seed: int) -> tuple[CaseArrays, Cas
     return data.subset(~val), data.subset(val)
 
 
+def ray_engine(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """Ray for the preprocessing (``--engine ray``): this machine's, or the cluster at
+    ``--address``; exits with how to install Ray when it is missing."""
+    from lvo_triage.engines import EngineUnavailable, require_ray
+
+    try:
+        require_ray()
+    except EngineUnavailable as exc:
+        raise SystemExit(f"train: {exc}") from exc
+    from lvo_triage.engines.ray_cluster import ray_session
+
+    return ray_session(args.address)
+
+
 def labelled(args: argparse.Namespace, cache: Path) -> tuple[CaseArrays, CaseArrays]:
     from lvo_triage.train.labelled import build_labelled_arrays, read_labels
 
+    on_ray = args.engine == "ray"
+
     def arrays(root: Path, name: str) -> CaseArrays:
+        mapper = None
+        if on_ray:  # one Ray task per case, into the same cache
+            from lvo_triage.engines.ray_labelled import RayPreprocess
+
+            mapper = RayPreprocess(spec=DEFAULT_INPUT, cache_dir=cache / name)
         return build_labelled_arrays(
-            read_labels(root), spec=DEFAULT_INPUT, cache_dir=cache / name, workers=args.workers
+            read_labels(root),
+            spec=DEFAULT_INPUT,
+            cache_dir=cache / name,
+            workers=args.workers,
+            mapper=mapper,
         )
 
-    data = arrays(args.data, "data")
-    if args.val_data is not None:
-        return data, arrays(args.val_data, "val")
+    with ray_engine(args) if on_ray else nullcontext():
+        data = arrays(args.data, "data")
+        val = arrays(args.val_data, "val") if args.val_data is not None else None
+    if val is not None:
+        return data, val
     return split(data, args.val_fraction, args.split_seed)
 
 
@@ -91,12 +120,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="seed of weights, augmentation and order")
     parser.add_argument("--target-sensitivity", type=float)
     parser.add_argument("--workers", type=int, default=2, help="processes preparing cases")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="preprocess a labelled dataset (--data) locally, or one Ray task per case (needs "
+        "the ray extra; the dataset and the cache at the same path on every node)",
+    )
+    parser.add_argument(
+        "--address", help="with --engine ray: the Ray cluster to join (default: this machine)"
+    )
     parser.add_argument("--init", type=Path, help="start from this checkpoint (fine-tuning)")
     parser.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
     parser.add_argument("--cache", type=Path, help="preprocessed cases (default: OUT/cache)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="train: %(message)s")
 
+    if args.engine == "ray" and args.data is None:
+        parser.error("--engine ray preprocesses a labelled dataset: give --data DATASET")
+    if args.address is not None and args.engine != "ray":
+        parser.error("--address is for --engine ray")
     cfg = load_config(args.config)
     overrides = {
         "epochs": args.epochs,

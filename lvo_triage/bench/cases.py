@@ -89,13 +89,13 @@ def run_case(engine: Engine, case: LabelledCase) -> CaseOutcome:
     except Exception as exc:  # one bad case must not stop the benchmark: it is counted
         log.exception("internal failure on case %r", case.case_id)
         reason = f"internal error ({type(exc).__name__}): {exc}"
-        return _failed(case, Status.ERROR, reason)
+        return failed_outcome(case, Status.ERROR, reason)
     if len(results) != 1:
         reason = (
             f"the case folder holds {len(results)} studies: a case must hold exactly one "
             "(move the others into case folders of their own)"
         )
-        return _failed(case, Status.NOT_ANALYZABLE, reason)
+        return failed_outcome(case, Status.NOT_ANALYZABLE, reason)
     (result,) = results
     ok = result.status is Status.OK
     suspected = bool(result.lvo_suspected) if ok else None
@@ -113,7 +113,8 @@ def run_case(engine: Engine, case: LabelledCase) -> CaseOutcome:
     )
 
 
-def _failed(case: LabelledCase, status: Status, reason: str) -> CaseOutcome:
+def failed_outcome(case: LabelledCase, status: Status, reason: str) -> CaseOutcome:
+    """The outcome of a case without an answer: ``status`` (not ``ok``) and why."""
     return CaseOutcome(
         case_id=case.case_id,
         lvo=case.lvo,

@@ -36,7 +36,9 @@ Stat = Callable[[np.ndarray], float]
 
 @dataclass(frozen=True, kw_only=True)
 class RunInfo:
-    """What the loop knows besides the outcomes."""
+    """What the loop knows besides the outcomes. ``engine``: ``local`` or ``ray``;
+    ``workers``: the processes that triaged (one locally); ``peak_rss_mb``: the largest peak
+    resident memory among them."""
 
     dataset_name: str
     model: ModelInfo
@@ -44,6 +46,8 @@ class RunInfo:
     wall_s: float
     startup_s: float
     peak_rss_mb: float
+    engine: str = "local"
+    workers: int = 1
 
 
 def bench_metrics(
@@ -83,6 +87,8 @@ def bench_metrics(
             "wall_s": round(run.wall_s, 3),
             "studies_per_s": round(n / run.wall_s, DIGITS) if run.wall_s > 0 else None,
             "engine_startup_s": round(run.startup_s, 3),
+            "engine": run.engine,
+            "workers": run.workers,
         },
         "memory": {"peak_rss_mb": round(run.peak_rss_mb, MS_DIGITS)},
     }

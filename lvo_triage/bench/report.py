@@ -184,10 +184,18 @@ def _latency_section(metrics: Mapping[str, Any]) -> Section:
         ("Engine start-up, model load and warm-up (s)", number(through["engine_startup_s"], 3)),
         ("Peak RSS (MB)", number(metrics["memory"]["peak_rss_mb"], MS_DIGITS)),
     ]
+    engine, workers = through.get("engine", "local"), through.get("workers", 1)
+    if engine == "local":
+        how = "one after the other in one process with one warm model"
+        rss = "the process's peak resident memory"
+    else:
+        plural = "" if workers == 1 else "s at once"
+        how = f"on {workers} {engine} worker{plural}, each with its own warm model"
+        rss = "the largest worker's peak resident memory"
+    speed.insert(0, ("Engine", f"{engine}, {workers} worker{'' if workers == 1 else 's'}"))
     text = [
-        f"Over the {latency['over']}: {latency['n']} studies, one after the other in one process "
-        "with one warm model. Throughput is all studies over the loop's wall time; peak RSS is "
-        "the process's peak resident memory."
+        f"Over the {latency['over']}: {latency['n']} studies, {how}. Throughput is all studies "
+        f"over the loop's wall time; peak RSS is {rss}."
     ]
     return Section(
         title="Latency, throughput and memory",

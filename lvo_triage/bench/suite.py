@@ -25,6 +25,7 @@ from lvo_triage.bench.report import (
     render_markdown,
 )
 from lvo_triage.config import Settings
+from lvo_triage.engines.options import EngineKind, EngineOptions
 from lvo_triage.outputs.files import write_atomic
 from lvo_triage.pipeline import Engine
 
@@ -58,24 +59,44 @@ def run_bench(
     limit: int | None = None,
     progress: bool = True,
     rounds: int = 2000,
+    engine: EngineOptions | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``dataset`` into the folder ``out``; returns the ``metrics.json`` document.
 
-    ``DatasetError`` before anything runs when the dataset is malformed; a case that fails later
-    is counted (not analysable, with its reason) and the run goes on."""
+    ``engine``: the local engine (default: one warm model in this process) or the Ray workers;
+    both give the same outcomes, so the same accuracy figures. ``DatasetError`` before anything
+    runs when the dataset is malformed; a case that fails later is counted (not analysable, with
+    its reason) and the run goes on."""
     cases = read_dataset(dataset, limit=limit)
-    start = time.perf_counter()
-    engine = Engine.create(settings)
-    startup_s = time.perf_counter() - start
-    loop = run_local(engine, cases, progress=progress)
-    info = RunInfo(
-        dataset_name=Path(dataset).resolve().name,
-        model=engine.detector.info,
-        threshold=engine.detector.threshold,
-        wall_s=loop.wall_s,
-        startup_s=startup_s,
-        peak_rss_mb=peak_rss_mb(),
-    )
+    engine = engine or EngineOptions()
+    if engine.is_ray:
+        from lvo_triage.engines.ray_bench import run_ray
+
+        ray_run = run_ray(cases, settings, engine, progress=progress)
+        loop = ray_run.loop
+        info = RunInfo(
+            dataset_name=Path(dataset).resolve().name,
+            model=ray_run.worker.model,
+            threshold=ray_run.worker.threshold,
+            wall_s=loop.wall_s,
+            startup_s=ray_run.startup_s,
+            peak_rss_mb=ray_run.peak_rss_mb or peak_rss_mb(),
+            engine=EngineKind.RAY.value,
+            workers=ray_run.workers,
+        )
+    else:
+        start = time.perf_counter()
+        local = Engine.create(settings)
+        startup_s = time.perf_counter() - start
+        loop = run_local(local, cases, progress=progress)
+        info = RunInfo(
+            dataset_name=Path(dataset).resolve().name,
+            model=local.detector.info,
+            threshold=local.detector.threshold,
+            wall_s=loop.wall_s,
+            startup_s=startup_s,
+            peak_rss_mb=peak_rss_mb(),
+        )
     return write_outputs(out, bench_metrics(loop.outcomes, info, rounds=rounds), loop.outcomes)
 
 

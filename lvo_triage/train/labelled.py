@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -369,6 +369,26 @@ def _as_is(item: Any) -> Any:
     return item
 
 
+ItemMapper = Callable[[Sequence[dict[str, Any]]], Iterable[dict[str, Any]]]
+"""Another engine's loop over the case items: it yields, in any order, one output per item as
+:func:`preprocess_item` gives it, with ``"index"`` set to the item's position."""
+
+
+def preprocess_item(
+    item: Mapping[str, Any], *, spec: InputSpec, cache_dir: Path | None
+) -> dict[str, Any]:
+    """One case item (:func:`case_item`) through the cache, as :func:`build_labelled_arrays`
+    does it: ``{"case_id", "x"}`` (read from ``cache_dir``, or loaded, preprocessed and written
+    there), or ``{"error": reason}`` when the case cannot be analysed. For workers of another
+    engine; ``cache_dir`` must be the same folder for all of them."""
+    cached = PersistentDataset(
+        data=[dict(item)], transform=LoadPreprocessd(spec=spec), cache_dir=cache_dir
+    )
+    out = _SkipUnreadable(cached)[0]
+    del out["index"]
+    return out
+
+
 def build_labelled_arrays(
     cases: Sequence[LabelledCase],
     *,
@@ -376,12 +396,14 @@ def build_labelled_arrays(
     cache_dir: Path | None,
     workers: int = 0,
     progress: bool = True,
+    mapper: ItemMapper | None = None,
 ) -> CaseArrays:
     """Preprocess every case into :class:`CaseArrays` (``seeds`` = the case's index in ``cases``).
 
     A case that cannot be analysed is skipped with a warning naming it and the reason; the number
     skipped is logged. ``cache_dir`` keeps one file per case (``None``: no cache); ``workers``
-    processes load in parallel (0: in this process).
+    processes load in parallel (0: in this process), or ``mapper`` (the Ray engine's, say) runs
+    :func:`preprocess_item` over the items; both give the same arrays and the same cache.
     """
     if not cases:
         msg = "no cases to build arrays from"
@@ -390,28 +412,33 @@ def build_labelled_arrays(
         msg = f"workers must be >= 0, got {workers}"
         raise ValueError(msg)
     items = [case_item(case, spec) for case in cases]
-    cached = PersistentDataset(
-        data=items, transform=LoadPreprocessd(spec=spec), cache_dir=cache_dir
-    )
-    loader = DataLoader(
-        _SkipUnreadable(cached), batch_size=None, num_workers=workers, collate_fn=_as_is
-    )
+    outputs: Iterable[dict[str, Any]]
+    if mapper is not None:
+        outputs = mapper(items)
+    else:
+        cached = PersistentDataset(
+            data=items, transform=LoadPreprocessd(spec=spec), cache_dir=cache_dir
+        )
+        outputs = DataLoader(
+            _SkipUnreadable(cached), batch_size=None, num_workers=workers, collate_fn=_as_is
+        )
     kept: list[tuple[int, np.ndarray]] = []
-    skipped: list[tuple[str, str]] = []
-    bar = tqdm(loader, total=len(cases), desc="labelled", unit="case", disable=not progress)
+    skipped: list[tuple[int, str, str]] = []
+    bar = tqdm(outputs, total=len(cases), desc="labelled", unit="case", disable=not progress)
     for out in bar:
         case = cases[out["index"]]
         if "error" in out:
             log.warning("skipped case %r: %s", case.case_id, out["error"])
-            skipped.append((case.case_id, out["error"]))
+            skipped.append((out["index"], case.case_id, out["error"]))
             continue
         kept.append((out["index"], np.asarray(out["x"], dtype=np.uint8)))
     if not kept:
-        case_id, reason = skipped[0]
+        _, case_id, reason = min(skipped)  # the first in the order of the cases
         msg = f"none of the {len(cases)} cases could be analysed (first, {case_id!r}: {reason})"
         raise DatasetError(msg)
     if skipped:
         log.warning("skipped %d of %d cases; %d remain", len(skipped), len(cases), len(kept))
+    kept.sort(key=lambda pair: pair[0])  # another engine's outputs come in any order
     chosen = [cases[index] for index, _ in kept]
     unsided = sum(case.lvo and case.side is None for case in chosen)
     if unsided:
