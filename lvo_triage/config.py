@@ -76,6 +76,7 @@ class WatchSettings:
     unreadable_after_s: float = 10.0
     keep_input: str = "archive"
     events: bool = True
+    claim_lease_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.keep_input not in KEEP_INPUT:
@@ -90,6 +91,12 @@ class WatchSettings:
             msg = (
                 f"watch.stable_s={self.stable_s} must not exceed "
                 f"watch.quiet_period_s={self.quiet_period_s}"
+            )
+            raise ConfigError(msg)
+        if not 2 <= self.claim_lease_s <= 3600:
+            msg = (
+                f"watch.claim_lease_s={self.claim_lease_s} must be in [2, 3600] seconds: a worker "
+                "whose claim is not renewed for this long is taken for dead"
             )
             raise ConfigError(msg)
 

@@ -4,6 +4,9 @@ A file is read once its size and time have stopped changing (a writer may still 
 its header is parsed then, while the rest of the study arrives. A study is ready when its CTA
 series is complete by geometry (contiguous slices covering the intracranial arteries) and no file
 has come for ``stable_s``, or at the latest after ``quiet_period_s`` without new files.
+
+With several workers on one INBOX each tracks every file; a file that vanishes was claimed by
+another worker (or removed) and is simply forgotten, as is a study left without files.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class PendingStudy:
     sops: set[str] = field(default_factory=set)
     last_arrival: float = 0.0  # monotonic time the newest file was accepted
     last_arrival_wall: float = 0.0  # its time.time(), for the timing log
+    not_before: float = 0.0  # monotonic: another worker held the study, try again from then
     _complete: tuple[int, bool] = (-1, False)  # (number of files, verdict) of the last check
 
     def complete(self, rules: SelectionSettings) -> bool:
@@ -96,7 +100,7 @@ class Arrivals:
         self.inbox, self.settings, self.rules, self.clock = inbox, settings, rules, clock
         self.seen: dict[Path, _Seen] = {}
         self.studies: dict[str, PendingStudy] = {}
-        self.held: set[Path] = set()  # files read into a pending study
+        self.held: dict[Path, str] = {}  # files read into a pending study: its UID
         self.known_sops: set[str] = set()
         self.closed: set[str] = set()  # studies triaged with keep_input: delete
         for folder in inbox.archive.iterdir() if inbox.archive.is_dir() else ():
@@ -123,15 +127,38 @@ class Arrivals:
                 self._read(path, seen, now)
         for gone in set(self.seen) - present:
             del self.seen[gone]
+            self._forget(gone)
+
+    def _forget(self, path: Path) -> None:
+        """Drop a file that is gone from its pending study, and a study left without files."""
+        uid = self.held.pop(path, None)
+        study = self.studies.get(uid) if uid is not None else None
+        if study is None:
+            return
+        header = study.headers.pop(path, None)
+        if header is not None:
+            study.sops.discard(header.instances[0].sop_instance_uid)
+        if not study.headers:
+            del self.studies[study.uid]
+
+    def forget_missing(self, study: PendingStudy) -> bool:
+        """Forget the study's files that are gone (another worker claimed them); whether the
+        study still has files."""
+        for path in [p for p in study.headers if not p.exists()]:
+            self.seen.pop(path, None)
+            self._forget(path)
+        return study.uid in self.studies
 
     def _read(self, path: Path, seen: _Seen, now: float) -> None:
         try:
             header = read_header(path)
         except (ValueError, OSError) as exc:
-            if now - seen.first_seen >= self.settings.unreadable_after_s:
-                self.inbox.put_in_quarantine(path, f"{path.name}: {exc}")
-                log.warning("quarantined an unreadable file: %s", exc)
-                del self.seen[path]
+            if not path.exists():  # another worker claimed it: not an error
+                self.seen.pop(path, None)
+            elif now - seen.first_seen >= self.settings.unreadable_after_s:
+                if self.inbox.put_in_quarantine(path, f"{path.name}: {exc}") is not None:
+                    log.warning("quarantined an unreadable file: %s", exc)
+                self.seen.pop(path, None)
             return
         sop = header.instances[0].sop_instance_uid
         if header.study_uid in self.closed:
@@ -150,7 +177,7 @@ class Arrivals:
             return
         study.headers[path] = header
         study.sops.add(sop)
-        self.held.add(path)
+        self.held[path] = study.uid
         study.last_arrival, study.last_arrival_wall = now, time.time()
 
     def ready(self) -> list[PendingStudy]:
@@ -159,18 +186,25 @@ class Arrivals:
         out = []
         for study in self.studies.values():
             quiet = now - study.last_arrival
+            if now < study.not_before:
+                continue
             if quiet >= self.settings.quiet_period_s or (
                 quiet >= self.settings.stable_s and study.complete(self.rules)
             ):
                 out.append(study)
         return sorted(out, key=lambda s: s.last_arrival)
 
+    @staticmethod
+    def files(study: PendingStudy) -> dict[Path, str]:
+        """A pending study's files: path → SOPInstanceUID."""
+        return {p: h.instances[0].sop_instance_uid for p, h in study.headers.items()}
+
     def take(self, study: PendingStudy) -> dict[Path, str]:
-        """Hand a ready study over for claiming: path → SOPInstanceUID."""
+        """Stop tracking a study that was claimed: its files, path → SOPInstanceUID."""
         del self.studies[study.uid]
-        files = {p: h.instances[0].sop_instance_uid for p, h in study.headers.items()}
+        files = self.files(study)
         self.known_sops.update(files.values())
         for path in files:
             self.seen.pop(path, None)
-            self.held.discard(path)
+            self.held.pop(path, None)
         return files

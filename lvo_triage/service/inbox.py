@@ -1,28 +1,49 @@
-"""The watched folder's work areas and the moves between them.
+"""The watched folder's work areas, the moves between them, and who holds each claim.
 
 Everything lives inside INBOX (hidden folders the scan skips), so that every move is a rename on
 one filesystem, atomic: a study is never half in one place after a crash, only some of its files.
 
-    INBOX/                  files arrive here (any nesting, any names)
-    INBOX/.processing/UID/  a claimed study, being triaged (resumed after a restart)
-    INBOX/.archive/UID/     its files after triage (``watch.keep_input: archive``)
-    INBOX/.quarantine/      files that are not DICOM images, each with NAME.reason.txt
+    INBOX/                        files arrive here (any nesting, any names)
+    INBOX/.processing/UID/        a claimed study, being triaged (resumed after a crash)
+    INBOX/.processing/UID.owner.N the worker that holds it (its lease)
+    INBOX/.archive/UID/           its files after triage (``watch.keep_input: archive``)
+    INBOX/.quarantine/            files that are not DICOM images, each with NAME.reason.txt
+
+Several workers (processes, or machines sharing the folder) may serve one INBOX. A worker holds a
+study from before its first file moves until its files are archived, by having created
+``UID.owner.0`` with O_CREAT|O_EXCL, which one worker only can do. The file names the worker
+(host, pid, a random id) and its modification time is a lease, renewed while the study is in hand.
+A claim whose holder is dead (on this machine: its process is gone; anywhere: its lease has not
+changed for ``watch.claim_lease_s``) is taken over by creating ``UID.owner.N+1``, O_EXCL again,
+so that of several workers one wins; the dead holder's file is removed after that.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+import logging
 import os
 import re
+import secrets
 import shutil
-from dataclasses import dataclass
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lvo_triage.outputs.files import write_atomic
 
+log = logging.getLogger(__name__)
 SAFE_NAME = re.compile(r"^[0-9A-Za-z.]{1,64}$")
 WORK_DIRS = (".processing", ".archive", ".quarantine")
+OWNER_FILE = re.compile(r"^(?P<name>.+)\.owner\.(?P<gen>[0-9]{1,9})$")
+JOURNAL = ".claim.json"
+BEATS_PER_LEASE = 4  # a held claim's lease is renewed this often per watch.claim_lease_s
 
 
 def safe_name(text: str) -> str:
@@ -34,8 +55,100 @@ def safe_name(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """A worker. ``machine`` (host name, boot and PID namespace) says where ``pid`` means this
+    process; ``started`` (its start time after boot, Linux) tells it from a later one with the
+    same pid; ``worker`` is random, one per :class:`Inbox`."""
+
+    host: str
+    machine: str
+    pid: int
+    started: int | None
+    worker: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        pid = os.getpid()
+        stat = _proc_stat(pid)
+        started = stat[1] if stat is not None else None
+        return cls(socket.gethostname(), _machine(), pid, started, secrets.token_hex(6))
+
+    @classmethod
+    def parse(cls, content: bytes) -> Owner | None:
+        """The owner in an owner file, None while it is being written (or when damaged)."""
+        try:
+            return cls(**json.loads(content))
+        except (ValueError, TypeError):
+            return None
+
+    def process_gone(self) -> bool:
+        """True when this owner ran on this machine and its process has ended."""
+        if self.machine != _machine() or self.pid <= 0:
+            return False  # another machine: only its lease can tell
+        try:
+            stat = _proc_stat(self.pid)
+        except ProcessLookupError:
+            return True
+        if stat is None:  # no /proc: ask the kernel
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            return False
+        state, started = stat
+        return state in ("Z", "X") or (self.started is not None and started != self.started)
+
+    def __str__(self) -> str:
+        return f"worker {self.worker} (pid {self.pid} on {self.host})"
+
+
+@functools.cache
+def _machine() -> str:
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of process ``pid`` from /proc; None without a usable /proc;
+    ProcessLookupError when there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            raise ProcessLookupError(pid) from None
+        return None
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()
+    try:
+        return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
 class Inbox:
-    root: Path
+    """The folder and its work areas, as seen by one worker (``owner``). ``lease_s``: a claim
+    whose lease has not changed for this long (by ``clock``) is taken for dead."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        lease_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        owner: Owner | None = None,
+    ) -> None:
+        self.root, self.lease_s, self.clock = root, lease_s, clock
+        self.owner = owner if owner is not None else Owner.this_process()
+        self._held: dict[str, Path] = {}  # study folder name: our owner file
+        self._mutex = threading.Lock()  # _held, between the loop and the lease thread
+        self._leases: dict[Path, tuple[bytes, int, float]] = {}  # (content, mtime, seen since)
 
     @property
     def processing(self) -> Path:
@@ -67,33 +180,206 @@ class Inbox:
             )
         return out
 
-    def claimed(self) -> list[Path]:
-        """Studies claimed but not finished (after a crash): they are triaged again. A claim that
-        a crash interrupted half-way is completed first (its journal lists every file)."""
-        for journal in sorted(self.processing.glob("*.claim.json")):
-            self._complete(journal)
-        folders = sorted(p for p in self.processing.iterdir() if p.is_dir())
-        for empty in [f for f in folders if not any(f.iterdir())]:
-            empty.rmdir()  # nothing was moved in before the crash: the files are still in INBOX
-        return [f for f in folders if f.exists()]
-
-    def claim(self, study_uid: str, files: dict[Path, str]) -> Path:
-        """Move ``files`` (path → SOPInstanceUID) into ``.processing/<study>/``; files of an
-        earlier round of the same study come back from the archive, so that the study is
-        triaged whole. A journal written first (atomically) makes the claim all-or-nothing
-        across a crash. Returns the folder."""
-        folder = self.processing / safe_name(study_uid)  # made by _complete, after the journal
-        moves = [(str(p), str(_free(folder / f"{safe_name(sop)}.dcm"))) for p, sop in files.items()]
-        earlier = self.archive / safe_name(study_uid)
+    def claim(self, study_uid: str, files: dict[Path, str]) -> Path | None:
+        """Hold the study, then move ``files`` (path → SOPInstanceUID) into
+        ``.processing/<study>/``; files of an earlier round of the same study come back from the
+        archive, so that the study is triaged whole. A journal written first (atomically) makes
+        the moves all-or-nothing across a crash. Returns the folder; None, having moved nothing,
+        when another worker holds the study now (try again later) or has taken these files (they
+        are gone; an image whose SOPInstanceUID was already claimed is deleted as a duplicate)."""
+        name = safe_name(study_uid)
+        if self._owner_files(name) or not self._take_over(name, {}):
+            return None
+        leftover = self._settle(name) is not None  # a claim a crash of an older version left
+        folder, earlier = self.processing / name, self.archive / name
+        moves = []
+        for path, sop in files.items():
+            target = f"{safe_name(sop)}.dcm"
+            if (earlier / target).exists() or (folder / target).exists():
+                path.unlink(missing_ok=True)  # claimed before, by this worker or another
+            elif path.exists():  # else another worker took it
+                moves.append((str(path), str(_free(folder / target))))
+        if not moves and not leftover:
+            self._release(name)
+            return None
         if earlier.is_dir():
             moves += [(str(f), str(folder / f.name)) for f in earlier.iterdir()]
-        self._journaled(folder.name, folder, moves, remove=earlier)
+        self._journaled(name, folder, moves, remove=earlier)
         return folder
+
+    def claimed(self) -> list[Path]:
+        """Claims that no live worker holds (a crash, here or on another machine), now held by
+        this one: their studies are triaged again. A claim that a crash interrupted half-way is
+        completed first (its journal lists every file)."""
+        out = []
+        for name, owners in sorted(self._scan().items()):
+            if name in self._held or not self._take_over(name, owners):
+                continue
+            folder = self._settle(name)
+            if folder is None:
+                self._release(name)  # nothing left to triage
+            else:
+                out.append(folder)
+        return out
+
+    def holds(self, folder: Path) -> bool:
+        """Whether this worker still holds ``folder``'s claim (its lease may have been lost)."""
+        with self._mutex:
+            mine = self._held.get(folder.name)
+        return mine is not None and _read(mine) is not None
+
+    def finish(self, folder: Path, *, keep: str) -> bool:
+        """After triage: archive the study's files (merged into an earlier archive) or delete
+        them, and let the claim go. False, with nothing done, when another worker has taken the
+        claim over meanwhile (this worker's lease ran out)."""
+        if not self.holds(folder):
+            log.warning(
+                "another worker took over a study while this one triaged it (the lease of "
+                "%.0f s ran out: was this process paused, or the folder unreachable?); it "
+                "triages the study again and its result supersedes this one",
+                self.lease_s,
+            )
+            self._release(folder.name)
+            return False
+        if keep == "delete":
+            shutil.rmtree(folder, ignore_errors=True)
+        elif not (target := self.archive / folder.name).exists():
+            os.replace(folder, target)  # one atomic rename
+        else:
+            moves = [(str(f), str(_free(target / f.name))) for f in folder.iterdir()]
+            self._journaled(folder.name, target, moves, remove=folder)
+        self._release(folder.name)
+        return True
+
+    def put_in_quarantine(self, path: Path, reason: str) -> Path | None:
+        """Move ``path`` to the quarantine with ``<name>.reason.txt`` beside it; None when it is
+        gone (another worker moved it first)."""
+        target = _free(self.quarantine / safe_name(path.name.replace(" ", "_")))
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return None
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return target
+
+    def renew(self) -> None:
+        """Renew the lease of every claim this worker holds (a claim found taken over is let go:
+        :meth:`finish` says so)."""
+        with self._mutex:
+            for name, mine in list(self._held.items()):
+                try:
+                    os.utime(mine)
+                except FileNotFoundError:
+                    del self._held[name]
+
+    @contextlib.contextmanager
+    def renewing(self) -> Iterator[None]:
+        """Renew the leases from a thread while the body runs (a triage may outlast a lease)."""
+        done = threading.Event()
+
+        def run() -> None:
+            while not done.wait(self.lease_s / BEATS_PER_LEASE):
+                self.renew()
+
+        thread = threading.Thread(target=run, name="lvo-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def release_all(self) -> None:
+        """Let every claim go (their folders stay): another worker takes them over at once."""
+        for name in list(self._held):
+            self._release(name)
+
+    def _owner_files(self, name: str) -> dict[int, Path]:
+        out = {}
+        for path in self.processing.glob(f"{name}.owner.*"):
+            match = OWNER_FILE.match(path.name)
+            if match and match["name"] == name:
+                out[int(match["gen"])] = path
+        return out
+
+    def _scan(self) -> dict[str, dict[int, Path]]:
+        """Every claim in ``.processing`` (folder, journal or owner file): its owner files."""
+        names: dict[str, dict[int, Path]] = {}
+        for entry in os.scandir(self.processing):
+            if entry.name.startswith("."):
+                continue  # a temporary file
+            if match := OWNER_FILE.match(entry.name):
+                names.setdefault(match["name"], {})[int(match["gen"])] = Path(entry.path)
+            elif entry.name.endswith(JOURNAL):
+                names.setdefault(entry.name.removesuffix(JOURNAL), {})
+            elif entry.is_dir():
+                names.setdefault(entry.name, {})
+        present = {p for owners in names.values() for p in owners.values()}
+        self._leases = {p: v for p, v in self._leases.items() if p in present}
+        return names
+
+    def _take_over(self, name: str, owners: dict[int, Path]) -> bool:
+        """Hold ``name`` when no live worker does; of several workers trying, one succeeds."""
+        seen = {p: s for p in owners.values() if (s := _read(p)) is not None}
+        if not all(self._dead(p, s) for p, s in seen.items()):
+            return False
+        mine = self.processing / f"{name}.owner.{max(owners, default=-1) + 1}"
+        try:
+            fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False  # another worker got there first
+        try:
+            os.write(fd, json.dumps(asdict(self.owner)).encode())
+        finally:
+            os.close(fd)
+        with self._mutex:
+            self._held[name] = mine
+        now = {p: s for p in self._owner_files(name).values() if p != mine and (s := _read(p))}
+        if now != seen:  # a holder came or changed meanwhile: leave it to them
+            self._release(name)
+            return False
+        for path, (content, _) in seen.items():
+            log.info(
+                "took over a study from %s: its process ended or its lease ran out",
+                Owner.parse(content) or "a worker that left no name",
+            )
+            path.unlink(missing_ok=True)
+        return True
+
+    def _dead(self, path: Path, seen: tuple[bytes, int]) -> bool:
+        """A holder is dead when its process is gone (same machine) or its lease (the owner
+        file's time) has not changed for ``lease_s`` while this worker looked."""
+        owner = Owner.parse(seen[0])
+        if owner is not None and owner.process_gone():
+            return True
+        now = self.clock()
+        last = self._leases.get(path)
+        if last is None or last[:2] != seen:
+            self._leases[path] = (*seen, now)
+            return False
+        return now - last[2] >= self.lease_s
+
+    def _release(self, name: str) -> None:
+        with self._mutex:
+            mine = self._held.pop(name, None)
+            if mine is not None:
+                mine.unlink(missing_ok=True)
+
+    def _settle(self, name: str) -> Path | None:
+        """Complete what a crashed holder's journal began, drop an empty folder (nothing was
+        moved in before the crash: the files are still in INBOX); the folder if it has files."""
+        journal = self.processing / f"{name}{JOURNAL}"
+        if journal.exists():
+            self._complete(journal)
+        folder = self.processing / name
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return folder if folder.is_dir() else None
 
     def _journaled(
         self, name: str, folder: Path, moves: list[tuple[str, str]], remove: Path
     ) -> None:
-        journal = self.processing / f"{name}.claim.json"
+        journal = self.processing / f"{name}{JOURNAL}"
         plan = {"folder": str(folder), "moves": moves, "remove": str(remove)}
         write_atomic(journal, json.dumps(plan))
         self._complete(journal)
@@ -110,24 +396,18 @@ class Inbox:
             emptied.rmdir()
         journal.unlink()
 
-    def finish(self, folder: Path, *, keep: str) -> None:
-        """After triage: archive the study's files (merged into an earlier archive) or delete."""
-        if keep == "delete":
-            shutil.rmtree(folder, ignore_errors=True)
-            return
-        target = self.archive / folder.name
-        if not target.exists():
-            os.replace(folder, target)  # one atomic rename
-            return
-        moves = [(str(f), str(_free(target / f.name))) for f in folder.iterdir()]
-        self._journaled(folder.name, target, moves, remove=folder)
 
-    def put_in_quarantine(self, path: Path, reason: str) -> Path:
-        """Move ``path`` to the quarantine with ``<name>.reason.txt`` beside it."""
-        target = _free(self.quarantine / safe_name(path.name.replace(" ", "_")))
-        os.replace(path, target)
-        target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
-        return target
+def _read(path: Path) -> tuple[bytes, int] | None:
+    """An owner file's content and modification time (opened, so that a network share shows
+    the current ones), or None when it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.read(fd, 4096), os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
 
 
 def _free(path: Path) -> Path:

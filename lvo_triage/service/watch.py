@@ -6,6 +6,10 @@ its files into ``INBOX/.processing/<study>/`` (``inbox.py``), triaged by the sam
 crash, claimed studies are triaged again on start. SIGTERM (or Ctrl-C) finishes the study in hand
 and stops. Images of a study that arrive after its triage start a new round whose result
 supersedes the first.
+
+Several watchers (processes, or machines sharing the folder) may serve one INBOX: a study is
+claimed by one of them only, and each looks every few seconds for claims whose worker died, to
+take them over (``inbox.py`` says how).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from lvo_triage.pipeline import Engine, triage_path
 from lvo_triage.result import TriageResult
 from lvo_triage.service.arrivals import Arrivals, PendingStudy
 from lvo_triage.service.events import Wakeup
-from lvo_triage.service.inbox import Inbox
+from lvo_triage.service.inbox import BEATS_PER_LEASE, Inbox
 
 log = logging.getLogger(__name__)
 RETRY_S = 10.0  # a study whose results could not be written is tried again after this
+BUSY_RETRY_S = 1.0  # a study another worker holds is tried again after this
+RESUME_EVERY_S = 2.0  # how often claims are checked for a dead worker to take over from
 
 
 class Watcher:
@@ -41,15 +47,17 @@ class Watcher:
         """``on_results(folder, results)`` runs after each triage while the study's files are
         still in ``folder`` (``serve`` sends the SR and key image, calls the webhook)."""
         self.on_results = on_results
-        self.inbox = Inbox(inbox)
+        self.settings = engine.settings.watch
+        self.inbox = Inbox(inbox, lease_s=self.settings.claim_lease_s, clock=clock)
         self.inbox.create()
         self.outbox = outbox
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.engine = engine
-        self.settings = engine.settings.watch
         self.arrivals = Arrivals(self.inbox, self.settings, engine.settings.selection, clock=clock)
         self.clock = clock
         self.retry: dict[Path, tuple[float, float | None]] = {}  # folder: (when, arrival)
+        self.last_resume = clock()
+        self.last_renewal = time.monotonic()
         # when the last file of the study in hand arrived (time.time(); None after a restart):
         # on_results reads it to time a result from the study's arrival
         self.arrival_epoch: float | None = None
@@ -57,18 +65,26 @@ class Watcher:
         self.stop_event = threading.Event()
 
     def resume(self) -> list[TriageResult]:
-        """Triage the studies a previous run claimed but did not finish."""
+        """Triage the studies claimed but not finished by a worker that is gone: a previous run
+        of this one, or another that died."""
+        self.last_resume = self.clock()
         results = []
         for folder in self.inbox.claimed():
-            log.info("resuming a study claimed before a restart")
+            log.info("resuming a study whose claim was left unfinished by a crash")
             self.arrivals.known_sops.update(f.stem for f in folder.glob("*.dcm"))
             results += self._triage(folder, arrival_epoch=None)
         return results
 
     def step(self) -> list[TriageResult]:
-        """One poll, and the triage of every study that became ready."""
+        """One poll, and the triage of every study that became ready; every few seconds, the
+        studies of dead workers too."""
+        if time.monotonic() - self.last_renewal >= self.settings.claim_lease_s / BEATS_PER_LEASE:
+            self.last_renewal = time.monotonic()
+            self.inbox.renew()  # the studies kept for a retry
         self.arrivals.poll()
         results = []
+        if self.clock() - self.last_resume >= RESUME_EVERY_S:
+            results += self.resume()
         for folder, (when, arrival) in list(self.retry.items()):
             if self.clock() >= when:
                 del self.retry[folder]
@@ -80,16 +96,21 @@ class Watcher:
         return results
 
     def _claim_and_triage(self, study: PendingStudy) -> list[TriageResult]:
-        files = self.arrivals.take(study)
+        folder = self.inbox.claim(study.uid, self.arrivals.files(study))
+        if folder is None:  # another worker holds the study, or took these files
+            if self.arrivals.forget_missing(study):
+                study.not_before = self.clock() + BUSY_RETRY_S  # images for its next round
+            return []
+        self.arrivals.take(study)
         if self.settings.keep_input == "delete":
             self.arrivals.closed.add(study.uid)  # its files are gone: late images cannot join
-        folder = self.inbox.claim(study.uid, files)
         return self._triage(folder, arrival_epoch=study.last_arrival_wall)
 
     def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
         self.arrival_epoch = arrival_epoch
         try:
-            results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
+            with self.inbox.renewing():
+                results = self._triage_and_deliver(folder, arrival_epoch)
         except OSError as exc:  # the outbox is full, gone or not writable: keep the input
             log.error(
                 "cannot write results to %s (%s); the study stays in %s and is tried again "
@@ -101,6 +122,11 @@ class Watcher:
             )
             self.retry[folder] = (self.clock() + RETRY_S, arrival_epoch)
             return []
+        self.inbox.finish(folder, keep=self.settings.keep_input)
+        return results
+
+    def _triage_and_deliver(self, folder: Path, arrival_epoch: float | None) -> list[TriageResult]:
+        results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
         for result in results:
             log.info("%s", result.headline())
         if self.on_results is not None:
@@ -108,7 +134,6 @@ class Watcher:
                 self.on_results(folder, results)
             except Exception:  # a failing destination must not lose the study or stop the watch
                 log.exception("delivering the results of a study failed")
-        self.inbox.finish(folder, keep=self.settings.keep_input)
         return results
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
@@ -131,10 +156,11 @@ class Watcher:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         log.info(
-            "watching %s (results in %s); a study is triaged when complete, at the latest "
+            "watching %s (results in %s) as %s; a study is triaged when complete, at the latest "
             "after %.1f s without new files",
             self.inbox.root,
             self.outbox,
+            self.inbox.owner,
             self.settings.quiet_period_s,
         )
         wakeup = self.wakeup()
@@ -146,4 +172,5 @@ class Watcher:
                 wakeup.wait(self.settings.poll_interval_s - (time.monotonic() - started))
         finally:
             wakeup.close()
+            self.inbox.release_all()  # studies kept for a retry: another worker takes them
         log.info("stopped")
