@@ -251,11 +251,7 @@ def _run_workers(
     assert finished, f"not done after {limit_s} s: " + "\n".join(t[-3000:] for t in texts)
     assert codes == [0] * workers and all("stopped" in t for t in texts), codes
     errors = [
-        line
-        for t in texts
-        for line in t.splitlines()
-        if ("Traceback" in line or " ERROR " in line)
-        and "InotifyEmitter" not in line  # watchdog's observer, stopping as the worker exits
+        line for t in texts for line in t.splitlines() if "Traceback" in line or " ERROR " in line
     ]
     assert not errors, errors  # no file that another worker took was an error
     return elapsed, [t.count(HEADLINE) for t in texts]

@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 MIN_GAP_S = 0.05  # scans at most this often while files stream in (each scan lists the folder)
 
 
+def _not_shutdown_noise(record: logging.LogRecord) -> bool:
+    """watchdog logs an ERROR when its inotify thread is stopped while reading (a harmless race
+    of its own shutdown, watchdog issue #963); keep every other record."""
+    return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_not_shutdown_noise)
+
+
 class Wakeup:
     """``wait(timeout)`` returns early when a file under ``root`` (outside its work areas) was
     created, written, closed or moved in; otherwise after ``timeout`` seconds, or when
