@@ -24,6 +24,7 @@ class InputSpec:
     spacing_mm: float
     window_hu: tuple[float, float]
     foreground_hu: float = -500.0
+    align_midline: bool = False  # the head's mid-sagittal plane moved to the grid's centre plane
 
     def __post_init__(self) -> None:
         lo, hi = self.window_hu
@@ -40,6 +41,7 @@ class InputSpec:
             "spacing_mm": self.spacing_mm,
             "window_hu": list(self.window_hu),
             "foreground_hu": self.foreground_hu,
+            "align_midline": self.align_midline,
             "axcodes": "RAS",
             "layout": "NCXYZ, float32 in [0, 1]",
         }
@@ -51,6 +53,7 @@ class InputSpec:
             spacing_mm=float(d["spacing_mm"]),
             window_hu=(float(d["window_hu"][0]), float(d["window_hu"][1])),
             foreground_hu=float(d.get("foreground_hu", -500.0)),
+            align_midline=bool(d.get("align_midline", False)),
         )
 
 

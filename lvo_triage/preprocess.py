@@ -2,8 +2,10 @@
 
 The chain (also used to build training data, so that researchers train on what inference sees):
 crop to the head → one anti-aliased (area) resize to the model spacing → orient to RAS →
-intensity window to [0, 1] → centre pad/crop to the model shape. Cropping and resizing first, in
-the order the volume lies in memory, gives the same result as orienting first, much faster.
+intensity window to [0, 1] → centre pad/crop to the model shape → (when the model card asks for
+it) the head's mid-sagittal plane moved to the grid's centre plane (``midline.py``). Cropping
+and resizing first, in the order the volume lies in memory, gives the same result as orienting
+first, much faster.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from monai.transforms import (
 
 from lvo_triage.dicom.volume_types import LPS_TO_RAS, Volume
 from lvo_triage.errors import NotAnalyzable
+from lvo_triage.midline import align_midline
 from lvo_triage.model_card import InputSpec
 
 MIN_HEAD_VOXELS = 1000
@@ -105,7 +108,10 @@ class Preprocessor:
         image = self._window(image)
         image = self._fit(image)
         array = np.asarray(image.as_tensor() if isinstance(image, MetaTensor) else image)
-        return array[None].astype(np.float32, copy=False)
+        batch = array[None].astype(np.float32, copy=False)
+        if self.spec.align_midline:
+            batch, _ = align_midline(batch, self.spec.spacing_mm)
+        return batch
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
