@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from lvo_triage.model_card import DEFAULT_INPUT
+from lvo_triage.model_card import DEFAULT_INPUT, InputSpec
 from lvo_triage.train.dataset import CaseArrays, cached_cases
 from lvo_triage.train.loop import TrainConfig, train
 from lvo_triage.train.seeds import TRAIN_BASE, VAL_BASE
@@ -76,21 +76,24 @@ def ray_engine(args: argparse.Namespace) -> AbstractContextManager[None]:
     return ray_session(args.address)
 
 
-def labelled(args: argparse.Namespace, cache: Path) -> tuple[CaseArrays, CaseArrays]:
+def labelled(
+    args: argparse.Namespace, cache: Path, spec: InputSpec
+) -> tuple[CaseArrays, CaseArrays]:
     from lvo_triage.train.labelled import build_labelled_arrays, read_labels
 
     on_ray = args.engine == "ray"
 
     def arrays(root: Path, name: str) -> CaseArrays:
         mapper = None
+        folder = cache / (name + ("-midline" if spec.align_midline else ""))
         if on_ray:  # one Ray task per case, into the same cache
             from lvo_triage.engines.ray_labelled import RayPreprocess
 
-            mapper = RayPreprocess(spec=DEFAULT_INPUT, cache_dir=cache / name)
+            mapper = RayPreprocess(spec=spec, cache_dir=folder)
         return build_labelled_arrays(
             read_labels(root),
-            spec=DEFAULT_INPUT,
-            cache_dir=cache / name,
+            spec=spec,
+            cache_dir=folder,
             workers=args.workers,
             mapper=mapper,
         )
@@ -133,6 +136,11 @@ def main() -> None:
     parser.add_argument("--init", type=Path, help="start from this checkpoint (fine-tuning)")
     parser.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
     parser.add_argument("--cache", type=Path, help="preprocessed cases (default: OUT/cache)")
+    parser.add_argument(
+        "--align-midline",
+        action="store_true",
+        help="move each head's mid-sagittal plane to the grid's centre (recorded in the card)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="train: %(message)s")
 
@@ -149,11 +157,13 @@ def main() -> None:
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     cache = args.cache or args.out / "cache"
+    spec = replace(DEFAULT_INPUT, align_midline=args.align_midline)
+    suffix = "-midline" if spec.align_midline else ""  # chunks of another preprocessing
     if args.data is not None:
-        train_data, val_data = labelled(args, cache)
+        train_data, val_data = labelled(args, cache, spec)
     else:
         train_data, val_data = (
-            cached_cases(cache, name, base, n, spec=DEFAULT_INPUT, workers=args.workers)
+            cached_cases(cache, name + suffix, base, n, spec=spec, workers=args.workers)
             for name, base, n in (
                 ("train", TRAIN_BASE, args.n_train),
                 ("val", VAL_BASE, args.n_val),
@@ -162,7 +172,7 @@ def main() -> None:
     summary = train(
         train_data,
         val_data,
-        spec=DEFAULT_INPUT,
+        spec=spec,
         cfg=cfg,
         out=args.out,
         init=args.init,
