@@ -69,3 +69,18 @@ def test_the_model_card_says_whether_to_align() -> None:
     assert not InputSpec.from_dict(old_card).align_midline  # cards written before the field
     aligned = replace(DEFAULT_INPUT, align_midline=True)
     assert InputSpec.from_dict(aligned.to_dict()) == aligned
+
+
+def test_the_preprocessor_aligns_when_the_card_asks() -> None:
+    from dataclasses import replace
+
+    from lvo_triage.model_card import DEFAULT_INPUT
+    from lvo_triage.preprocess import Preprocessor
+    from tests.test_preprocess import _grid, _head_with_left_blob
+
+    shape = (150, 131, 120)
+    volume = _head_with_left_blob(_grid(np.diag([-1.0, 1.0, -1.0]), 1.3, shape), shape)
+    plain = Preprocessor(spec=DEFAULT_INPUT)(volume)
+    aligned = Preprocessor(spec=replace(DEFAULT_INPUT, align_midline=True))(volume)
+    expected, _ = align_midline(plain, DEFAULT_INPUT.spacing_mm)
+    np.testing.assert_allclose(aligned, expected, atol=1e-6)
