@@ -46,7 +46,7 @@ class Engine:
         return cls(settings, detector, Preprocessor(spec=detector.card.input))
 
 
-def _new_result(engine: Engine, started_at: str) -> TriageResult:
+def new_result(engine: Engine, started_at: str) -> TriageResult:
     return TriageResult(
         status=Status.OK,
         reason=None,
@@ -56,7 +56,7 @@ def _new_result(engine: Engine, started_at: str) -> TriageResult:
     )
 
 
-def _skip_warnings(discovery: Discovery) -> list[str]:
+def skip_warnings(discovery: Discovery) -> list[str]:
     shown = discovery.skipped[:MAX_SKIP_WARNINGS]
     rest = len(discovery.skipped) - len(shown)
     return shown + ([f"... and {rest} more files skipped"] if rest > 0 else [])
@@ -115,7 +115,7 @@ def triage_study(
     return batch
 
 
-def _write_key_image(
+def write_key_image(
     engine: Engine, result: TriageResult, batch: np.ndarray, out: Path, source: str
 ) -> None:
     png = key_image_png(
@@ -140,7 +140,7 @@ def _earlier_result(out: Path, result: TriageResult, source: str) -> str | None:
     return str(earlier.get("finished_at") or "an unknown time")
 
 
-def _emit(
+def emit_result(
     result: TriageResult,
     timer: StageTimer,
     out: Path | None,
@@ -199,20 +199,20 @@ def triage_path(
     if not discovery.studies:
         timer = StageTimer(offset_ms=discover_ms)
         timer.add("discover", discover_ms)
-        result = _new_result(engine, started_at)
+        result = new_result(engine, started_at)
         result.status = Status.NOT_ANALYZABLE
         result.reason = (
             f"no DICOM study found: {discovery.files_seen} files looked at, "
             f"{len(discovery.skipped)} skipped as not DICOM images"
         )
-        result.warnings = _skip_warnings(discovery)
-        _emit(result, timer, out, str(path), arrival_epoch=arrival_epoch)
+        result.warnings = skip_warnings(discovery)
+        emit_result(result, timer, out, str(path), arrival_epoch=arrival_epoch)
         return [result]
     for study in discovery.studies:
         timer = StageTimer(offset_ms=discover_ms)
         timer.add("discover", discover_ms)
-        result = _new_result(engine, started_at if not results else utc_now())
-        result.warnings = _skip_warnings(discovery)
+        result = new_result(engine, started_at if not results else utc_now())
+        result.warnings = skip_warnings(discovery)
         batch: np.ndarray | None = None
         try:
             batch = triage_study(engine, study, timer, result)
@@ -222,7 +222,7 @@ def triage_path(
             result.reason = f"internal error ({type(exc).__name__}): {exc}"
         key_image = None
         if batch is not None and out is not None:
-            key_image = partial(_write_key_image, engine, result, batch, out, str(path))
-        _emit(result, timer, out, str(path), key_image, arrival_epoch)
+            key_image = partial(write_key_image, engine, result, batch, out, str(path))
+        emit_result(result, timer, out, str(path), key_image, arrival_epoch)
         results.append(result)
     return results

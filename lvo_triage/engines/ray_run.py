@@ -20,7 +20,7 @@ from lvo_triage.dicom.discover import discover
 from lvo_triage.engines.options import EngineOptions
 from lvo_triage.engines.ray_cluster import ray_session, start_pool
 from lvo_triage.engines.study_jobs import StudyJob, failed_job
-from lvo_triage.pipeline import Engine, _skip_warnings, triage_path
+from lvo_triage.pipeline import Engine, skip_warnings, triage_path
 from lvo_triage.result import Status, TriageResult, utc_now
 from lvo_triage.timing import StageTimer
 
@@ -63,7 +63,7 @@ def triage_path_ray(
             for each in nothing:
                 on_result(each)
         return nothing
-    warnings = tuple(_skip_warnings(discovery))
+    warnings = tuple(skip_warnings(discovery))
     jobs = [
         StudyJob(
             study=study,

@@ -17,10 +17,10 @@ import numpy as np
 from lvo_triage.dicom.discover import Study
 from lvo_triage.pipeline import (
     Engine,
-    _emit,
-    _new_result,
-    _write_key_image,
+    emit_result,
+    new_result,
     triage_study,
+    write_key_image,
 )
 from lvo_triage.result import ModelInfo, Status, TriageResult, utc_now
 from lvo_triage.timing import StageTimer
@@ -55,7 +55,7 @@ def _timer(job: StudyJob) -> StageTimer:
 def triage_job(engine: Engine, job: StudyJob) -> TriageResult:
     """Triage the study of ``job`` and write its outputs under ``job.out`` (when given)."""
     timer = _timer(job)
-    result = _new_result(engine, job.started_at if job.first else utc_now())
+    result = new_result(engine, job.started_at if job.first else utc_now())
     result.warnings = list(job.warnings)
     batch: np.ndarray | None = None
     try:
@@ -66,8 +66,8 @@ def triage_job(engine: Engine, job: StudyJob) -> TriageResult:
         result.reason = f"internal error ({type(exc).__name__}): {exc}"
     key_image = None
     if batch is not None and job.out is not None:
-        key_image = partial(_write_key_image, engine, result, batch, job.out, job.source)
-    _emit(result, timer, job.out, job.source, key_image)
+        key_image = partial(write_key_image, engine, result, batch, job.out, job.source)
+    emit_result(result, timer, job.out, job.source, key_image)
     return result
 
 
@@ -85,5 +85,5 @@ def failed_job(job: StudyJob, *, model: ModelInfo, threshold: float, reason: str
         accession_number=job.study.accession_number,
         warnings=list(job.warnings),
     )
-    _emit(result, timer, job.out, job.source)
+    emit_result(result, timer, job.out, job.source)
     return result
