@@ -14,7 +14,7 @@ Prints each stage's p50 / p95 / max, the floor, the reference and the ratios aga
 of issue 6 (total p50 <= 800 ms, >= 5x faster than the reference).
 
 Memory: a fresh process (so that nothing else inflates it) creates the engine and triages a
---memory-slices series once; its peak resident set size (ru_maxrss) is printed against 1.5 GB.
+--memory-slices series once; its peak resident set size (VmHWM) is printed against 1.5 GB.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from monai.transforms import LoadImage, Orientation, Resize, ScaleIntensityRange, Spacing
 
+from lvo_triage.bench.suite import peak_rss_mb
 from lvo_triage.config import Settings
 from lvo_triage.inference import Detector
 from lvo_triage.pipeline import Engine, triage_path
@@ -130,15 +130,6 @@ def latency(args: argparse.Namespace) -> None:
             print(f"  {stage:>12}: {quantiles([x[stage] for x in ref])}")
         ratio = float(np.median([x["total"] for x in ref])) / p50
         print(verdict(f"reference / ours = {ratio:.1f}x >= {TARGET_VS_REFERENCE:.0f}x", ratio >= 5))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
-    from the parent through fork and exec, so a child of a big process would report its size."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # not Linux
 
 
 def settings_for(provider: str) -> Settings:
