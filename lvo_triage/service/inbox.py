@@ -21,22 +21,20 @@ so that of several workers one wins; the dead holder's file is removed after tha
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
 import os
 import re
-import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from lvo_triage.outputs.files import write_atomic
+from lvo_triage.service.owner import Owner
 
 log = logging.getLogger(__name__)
 SAFE_NAME = re.compile(r"^[0-9A-Za-z.]{1,64}$")
@@ -52,84 +50,6 @@ def safe_name(text: str) -> str:
     if SAFE_NAME.match(text) and not text.startswith("."):  # no "..", no ".processing"
         return text
     return "x" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Owner:
-    """A worker. ``machine`` (host name, boot and PID namespace) says where ``pid`` means this
-    process; ``started`` (its start time after boot, Linux) tells it from a later one with the
-    same pid; ``worker`` is random, one per :class:`Inbox`."""
-
-    host: str
-    machine: str
-    pid: int
-    started: int | None
-    worker: str
-
-    @classmethod
-    def this_process(cls) -> Owner:
-        pid = os.getpid()
-        stat = _proc_stat(pid)
-        started = stat[1] if stat is not None else None
-        return cls(socket.gethostname(), _machine(), pid, started, secrets.token_hex(6))
-
-    @classmethod
-    def parse(cls, content: bytes) -> Owner | None:
-        """The owner in an owner file, None while it is being written (or when damaged)."""
-        try:
-            return cls(**json.loads(content))
-        except (ValueError, TypeError):
-            return None
-
-    def process_gone(self) -> bool:
-        """True when this owner ran on this machine and its process has ended."""
-        if self.machine != _machine() or self.pid <= 0:
-            return False  # another machine: only its lease can tell
-        try:
-            stat = _proc_stat(self.pid)
-        except ProcessLookupError:
-            return True
-        if stat is None:  # no /proc: ask the kernel
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return False
-        state, started = stat
-        return state in ("Z", "X") or (self.started is not None and started != self.started)
-
-    def __str__(self) -> str:
-        return f"worker {self.worker} (pid {self.pid} on {self.host})"
-
-
-@functools.cache
-def _machine() -> str:
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
-    with contextlib.suppress(OSError):
-        parts.append(os.readlink("/proc/self/ns/pid"))
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time) of process ``pid`` from /proc; None without a usable /proc;
-    ProcessLookupError when there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            raise ProcessLookupError(pid) from None
-        return None
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[-1].split()
-    try:
-        return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
-    except (IndexError, ValueError):
-        return None
 
 
 class Inbox:
