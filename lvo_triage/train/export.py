@@ -13,7 +13,7 @@ import onnxruntime as ort
 import torch
 
 from lvo_triage.model_card import NOT_FOR_CLINICAL_USE, InputSpec, card_path, sha256_of
-from lvo_triage.train.network import ExportWrapper, LvoNet
+from lvo_triage.train.network import SLAB, SLAB_STEP, ExportWrapper, LvoNet
 
 log = logging.getLogger(__name__)
 OPSET = 18
@@ -22,7 +22,12 @@ OPSET = 18
 def load_run(run: Path) -> tuple[ExportWrapper, dict[str, Any]]:
     summary = json.loads((run / "training.json").read_text())
     ckpt = torch.load(run / "best.pt")
-    net = LvoNet(depth=int(ckpt["depth"]), width=int(ckpt["width"]))
+    net = LvoNet(
+        depth=int(ckpt["depth"]),
+        width=int(ckpt["width"]),
+        slab=int(ckpt.get("slab", SLAB)),  # runs before the slab setting: the first geometry
+        slab_step=int(ckpt.get("slab_step", SLAB_STEP)),
+    )
     net.load_state_dict(ckpt["state_dict"])  # a run without a site head fails here: retrain
     wrapper = ExportWrapper(net, temperature=float(summary["temperature"]))
     wrapper.eval()

@@ -42,18 +42,31 @@ class TrainConfig:
         0.3  # random rotation (up to 8 degrees) and scale (spacing jitter 0.92-1.08)
     )
     site_weight: float = 0.5  # weight of the site loss (LVO cases only)
+    slab: int = 8  # slab MIP thickness, voxels of the 2 mm grid
+    slab_step: int = 4  # one slab every this many voxels
 
 
-def _random_affine(x: torch.Tensor, rng: np.random.Generator, prob: float) -> torch.Tensor:
+# Rotation limits (degrees) about the three axes of affine_grid's coordinates, which run
+# (Z, Y, X) of the NCXYZ tensor: the third is the left-right axis. With the midline aligned,
+# turning the head about the other two would undo the alignment, so only a residual is left.
+FREE_ROTATION = (8.0, 8.0, 8.0)
+MIDLINE_ROTATION = (2.0, 2.0, 10.0)
+
+
+def _random_affine(
+    x: torch.Tensor, rng: np.random.Generator, prob: float, keep_midline: bool = False
+) -> torch.Tensor:
     """Each case of the batch (N, 1, X, Y, Z), with probability ``prob``: rotation up to 8 degrees
-    about each axis and isotropic scale 0.92-1.08 (the spacing jitter of another scanner), about
-    the grid centre, trilinear, zeros outside. One ``grid_sample`` call for the whole batch."""
+    about each axis (``keep_midline``: up to 10 degrees about the left-right axis, 2 about the
+    others) and isotropic scale 0.92-1.08 (the spacing jitter of another scanner), about the grid
+    centre, trilinear, zeros outside. One ``grid_sample`` call for the whole batch."""
     chosen = [b for b in range(x.shape[0]) if rng.random() < prob]
     if not chosen:
         return x
+    limits = np.asarray(MIDLINE_ROTATION if keep_midline else FREE_ROTATION)
     thetas = []
     for _ in chosen:
-        ax, ay, az = np.radians(rng.uniform(-8, 8, size=3))
+        ax, ay, az = np.radians(rng.uniform(-limits, limits))
         rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
         ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
         rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
@@ -75,9 +88,12 @@ def augment(
     rng: np.random.Generator,
     shift: int,
     affine_prob: float = 0.0,
+    keep_midline: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random mirror (swaps the side label), affine, shift, intensity scale/offset and noise."""
-    x = _random_affine(x, rng, affine_prob) if affine_prob else x.clone()
+    """Random mirror (swaps the side label), affine, shift, intensity scale/offset and noise.
+    ``keep_midline`` (inputs with the midline aligned): no left-right shift, and rotations that
+    keep the mid-sagittal plane in place (see :data:`MIDLINE_ROTATION`)."""
+    x = _random_affine(x, rng, affine_prob, keep_midline) if affine_prob else x.clone()
     for b in range(x.shape[0]):
         if rng.random() < 0.5:
             x[b] = torch.flip(x[b], dims=[1])
@@ -85,6 +101,8 @@ def augment(
                 left[b] = 1 - left[b]
         if shift:
             s = [int(v) for v in rng.integers(-shift, shift + 1, size=3)]
+            if keep_midline:
+                s[0] = 0
             x[b] = torch.roll(x[b], shifts=s, dims=(1, 2, 3))
         x[b] = x[b] * float(rng.uniform(0.9, 1.1)) + float(rng.uniform(-0.03, 0.03))
     x = x + 0.01 * torch.randn_like(x)
@@ -134,7 +152,13 @@ def _checkpoint(
     net: LvoNet, cfg: TrainConfig, *, epoch: int = 0, state: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Weights (what export needs) and, for ``last.pt``, what ``resume`` needs."""
-    out: dict[str, Any] = {"state_dict": net.state_dict(), "width": cfg.width, "depth": net.depth}
+    out: dict[str, Any] = {
+        "state_dict": net.state_dict(),
+        "width": cfg.width,
+        "depth": net.depth,
+        "slab": net.slab,
+        "slab_step": net.slab_step,
+    }
     if state is not None:
         out.update(epoch=epoch, **state)
     return out
@@ -190,7 +214,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = LvoNet(depth=spec.shape[2], width=cfg.width)
+    net = LvoNet(depth=spec.shape[2], width=cfg.width, slab=cfg.slab, slab_step=cfg.slab_step)
     if init is not None:  # heads missing from an older checkpoint start fresh
         missing = net.load_state_dict(torch.load(init)["state_dict"], strict=False).missing_keys
         if missing:
@@ -228,6 +252,7 @@ def train(
                 rng,
                 cfg.max_shift_vox,
                 cfg.affine_prob,
+                keep_midline=spec.align_midline,
             )
             lvo, site = (
                 torch.from_numpy(train_data.lvo[idx]),

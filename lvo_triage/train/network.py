@@ -23,22 +23,26 @@ from lvo_triage.preprocess import BONE_LEVEL
 
 LR_DIM = 2
 SITES = ("ICA-T", "M1", "M2")
-SLAB, SLAB_STEP = 8, 4
+SLAB, SLAB_STEP = 8, 4  # voxels: the first bundled detector's 16 mm slabs every 8 mm
 
 
-def n_slabs(depth: int) -> int:
-    if depth < SLAB:
-        msg = f"input depth {depth} must be at least {SLAB} voxels"
+def n_slabs(depth: int, slab: int = SLAB, step: int = SLAB_STEP) -> int:
+    if slab < 1 or step < 1:
+        msg = f"slab={slab} and step={step} must both be >= 1 voxel"
         raise ValueError(msg)
-    return (depth - SLAB) // SLAB_STEP + 1
+    if depth < slab:
+        msg = f"input depth {depth} must be at least {slab} voxels"
+        raise ValueError(msg)
+    return (depth - slab) // step + 1
 
 
-def slab_mips(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, X, Y, Z) in [0, 1] → (N, slabs, X, Y): bone removed, slab MIPs along Z."""
+def slab_mips(x: torch.Tensor, slab: int = SLAB, step: int = SLAB_STEP) -> torch.Tensor:
+    """(N, 1, X, Y, Z) in [0, 1] → (N, slabs, X, Y): bone removed, slab MIPs along Z
+    (``slab`` voxels thick, one every ``step`` voxels)."""
     bone = (x >= BONE_LEVEL).to(x.dtype)
     rim = F.max_pool3d(bone, kernel_size=3, stride=1, padding=1)
     soft = x * (1.0 - rim)
-    mips = F.max_pool3d(soft, kernel_size=(1, 1, SLAB), stride=(1, 1, SLAB_STEP))
+    mips = F.max_pool3d(soft, kernel_size=(1, 1, slab), stride=(1, 1, step))
     return mips[:, 0].permute(0, 3, 1, 2)
 
 
@@ -73,13 +77,21 @@ class LvoNet(nn.Module):
     """Returns ``(lvo_logit, side_logit, site_logits)``; ``side_logit > 0`` means left;
     ``site_logits`` (N, 3) score the sites of ``SITES``."""
 
-    def __init__(self, *, depth: int, width: int = 16, hidden: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        depth: int,
+        width: int = 16,
+        hidden: int = 32,
+        slab: int = SLAB,
+        slab_step: int = SLAB_STEP,
+    ) -> None:
         super().__init__()
         if width < 2 or hidden < 2:
             msg = f"width={width} and hidden={hidden} must both be >= 2"
             raise ValueError(msg)
-        self.depth = depth
-        self.encoder = Encoder(slabs=n_slabs(depth), width=width)
+        self.depth, self.slab, self.slab_step = depth, slab, slab_step
+        self.encoder = Encoder(slabs=n_slabs(depth, slab, slab_step), width=width)
         c = self.encoder.channels
         self.lvo_head = nn.Sequential(nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.side_head = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -88,7 +100,7 @@ class LvoNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        m = slab_mips(x)
+        m = slab_mips(x, self.slab, self.slab_step)
         both = self.encoder(torch.cat([m, torch.flip(m, dims=[LR_DIM])], dim=0))
         f, g = torch.chunk(both, 2, dim=0)
         d = f - g
