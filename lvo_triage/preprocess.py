@@ -22,6 +22,7 @@ from monai.transforms import (
     ScaleIntensityRange,
     SpatialCrop,
 )
+from torch.nn import functional as F
 
 from lvo_triage.dicom.volume_types import LPS_TO_RAS, Volume
 from lvo_triage.errors import NotAnalyzable
@@ -84,6 +85,26 @@ class Preprocessor:
         self._window = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)
         self._fit = ResizeWithPadOrCrop(spatial_size=spec.shape, mode="constant")
 
+    def _shrink(self, image: MetaTensor) -> MetaTensor:
+        """Area-average the crop to the grid spacing, or (``downsample: max``) to half of it and
+        then keep the maximum of each 2x2x2 block: a 2 mm voxel that a 1-2 mm artery crosses
+        keeps most of the artery's contrast instead of a fraction of it."""
+        half = self.spec.downsample == "max"
+        target = self.spec.spacing_mm / (2.0 if half else 1.0)
+        spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
+        size = [
+            max(2 if half else 1, round(n * s / target))
+            for n, s in zip(image.shape[1:], spacing, strict=True)
+        ]
+        out: MetaTensor = Resize(spatial_size=size, mode="area")(image)
+        if not half:
+            return out
+        pooled = F.max_pool3d(out.as_tensor()[None], kernel_size=2)[0]
+        affine = torch.as_tensor(out.affine, dtype=torch.float64).clone()
+        affine[:3, :3] *= 2.0  # voxel corner stays, so the first voxel centre moves half a step
+        affine[:3, 3] += 0.5 * (affine[:3, :3] / 2.0).sum(dim=1)
+        return MetaTensor(pooled, affine=affine)
+
     def __call__(self, volume: Volume) -> np.ndarray:
         """The model input, float32 of shape ``(1, 1, *spec.shape)``."""
         data, affine = in_memory_order(volume.hu, volume.affine)
@@ -98,12 +119,7 @@ class Preprocessor:
         # Crop and shrink in memory order, then orient the small result: the same output as
         # orienting first (flips and axis swaps commute with both), without moving 400 MB.
         image = SpatialCrop(roi_slices=box)(image)
-        spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
-        size = [
-            max(1, round(n * s / self.spec.spacing_mm))
-            for n, s in zip(image.shape[1:], spacing, strict=True)
-        ]
-        image = Resize(spatial_size=size, mode="area")(image)
+        image = self._shrink(image)
         image = self._orient(image)
         image = self._window(image)
         image = self._fit(image)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from lvo_triage.model_card import DEFAULT_INPUT, InputSpec
+from lvo_triage.model_card import DEFAULT_INPUT, DOWNSAMPLE_MODES, InputSpec
 from lvo_triage.train.dataset import CaseArrays, cached_cases
 from lvo_triage.train.loop import TrainConfig, train
 from lvo_triage.train.seeds import TRAIN_BASE, VAL_BASE
@@ -45,6 +45,11 @@ def load_config(path: Path) -> TrainConfig:
     if unknown:
         raise SystemExit(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
     return TrainConfig(**values)
+
+
+def cache_suffix(spec: InputSpec) -> str:
+    """Cache names of a preprocessing other than the default one: ``-max``, ``-midline``."""
+    return ("-max" if spec.downsample == "max" else "") + ("-midline" if spec.align_midline else "")
 
 
 def split(data: CaseArrays, fraction: float, seed: int) -> tuple[CaseArrays, CaseArrays]:
@@ -85,7 +90,7 @@ def labelled(
 
     def arrays(root: Path, name: str) -> CaseArrays:
         mapper = None
-        folder = cache / (name + ("-midline" if spec.align_midline else ""))
+        folder = cache / (name + cache_suffix(spec))
         if on_ray:  # one Ray task per case, into the same cache
             from lvo_triage.engines.ray_labelled import RayPreprocess
 
@@ -141,6 +146,13 @@ def main() -> None:
         action="store_true",
         help="move each head's mid-sagittal plane to the grid's centre (recorded in the card)",
     )
+    parser.add_argument(
+        "--downsample",
+        choices=DOWNSAMPLE_MODES,
+        default="area",
+        help="acquisition to model grid: area average, or max of 2x2x2 after averaging to half "
+        "the spacing (keeps thin arteries bright; recorded in the card)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="train: %(message)s")
 
@@ -157,8 +169,8 @@ def main() -> None:
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     cache = args.cache or args.out / "cache"
-    spec = replace(DEFAULT_INPUT, align_midline=args.align_midline)
-    suffix = "-midline" if spec.align_midline else ""  # chunks of another preprocessing
+    spec = replace(DEFAULT_INPUT, align_midline=args.align_midline, downsample=args.downsample)
+    suffix = cache_suffix(spec)  # chunks of another preprocessing
     if args.data is not None:
         train_data, val_data = labelled(args, cache, spec)
     else:

@@ -42,6 +42,24 @@ def test_random_affine_keeps_shape_and_range() -> None:
     assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
+def _asymmetry(x: torch.Tensor) -> float:
+    """Mean |x - mirror(x)| about the left-right centre plane of NCXYZ volumes."""
+    return float((x - torch.flip(x, dims=[2])).abs().mean())
+
+
+def test_midline_keeping_augmentation_leaves_the_midline_in_place() -> None:
+    # an off-midline structure mirrored onto the other side: a symmetric head, like an aligned one
+    x = torch.zeros(16, 1, 24, 28, 20)
+    x[:, :, 4:8, 8:20, 6:14] = 0.6
+    x = torch.maximum(x, torch.flip(x, dims=[2]))
+    left = torch.zeros(16, dtype=torch.int64)
+    kept, _ = augment(x, left, np.random.default_rng(4), 3, 1.0, keep_midline=True)
+    free, _ = augment(x, left, np.random.default_rng(4), 3, 1.0, keep_midline=False)
+    # noise (sigma 0.01) sets a floor for both; free shifts and turns break the symmetry
+    assert _asymmetry(kept) < 0.5 * _asymmetry(free)
+    assert not torch.allclose(kept, x, atol=0.05)  # it did augment (shifts along y/z, pitch)
+
+
 def test_balanced_order_draws_both_classes_equally() -> None:
     lvo = np.array([1] * 10 + [0] * 90)
     order = balanced_order(lvo, np.random.default_rng(2))
