@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo train-demo test test-slow lint evaluate clean
+.PHONY: setup demo train-demo model test test-slow lint evaluate clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ train-demo: setup
 	$(BIN)/lvo-triage synth demo/train/study --n 1 --seed 12 --fast
 	printf 'model:\n  path: lvo-demo.onnx\n' > demo/train/config.yaml
 	$(BIN)/lvo-triage run demo/train/study --config demo/train/config.yaml --out demo/train/out
+
+# The bundled detector from nothing (about 4-5 hours on 2 cores): see scripts/make_model.sh.
+model: setup
+	bash scripts/make_model.sh
 
 lint: setup
 	$(BIN)/ruff check lvo_triage tests scripts

@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("models/lvo-detector.onnx"))
     parser.add_argument("--name", default="lvo-detector")
     parser.add_argument("--version", default="0.1.0")
+    parser.add_argument(
+        "--made-by", help="the command that reproduces this model, stored in the card"
+    )
     parser.add_argument("--int8", action="store_true", help="also write an int8 variant")
     args = parser.parse_args()
     wrapper, summary = load_run(args.run)
@@ -53,6 +56,8 @@ def main() -> None:
     print(f"torch vs ONNX Runtime: max |difference| = {worst:.2e} over {len(inputs)} inputs")
     if worst > 1e-4:
         raise SystemExit(f"parity check failed: {worst:.2e} > 1e-4")
+    if args.made_by:
+        summary["made_by"] = args.made_by
     card = write_card(args.out, summary, name=args.name, version=args.version)
     print(f"wrote {args.out} ({card['size_bytes'] / 1e6:.2f} MB) and its model card")
     if args.int8:

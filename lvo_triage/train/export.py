@@ -125,6 +125,7 @@ def card_fields(summary: dict[str, Any], *, name: str, version: str) -> dict[str
             "val_seeds": summary["val_seeds"],
             "training": summary["config"],
             "validation_auc": summary["best_val_auc"],
+            "made_by": summary.get("made_by"),
         },
         "metrics": {},
     }

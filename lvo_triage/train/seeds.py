@@ -3,6 +3,7 @@
 TRAIN_BASE = 1_000_000
 VAL_BASE = 2_000_000
 TEST_BASE = 9_000_000  # held-out phantoms (scripts/evaluate.py)
+SITE_BASE = 9_100_000  # held-out, every LVO at one site (evaluate.py --site)
 OUT_OF_RANGE_BASE = 9_300_000  # held-out, two factors beyond the training ranges
 RANGE = 1_000_000
 
