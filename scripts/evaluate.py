@@ -92,6 +92,15 @@ def _figures(rows: list[dict[str, Any]], threshold: float, *, ci: bool = True) -
     return out if ci else {k: v for k, v in out.items() if not k.endswith("_ci95")}
 
 
+def _which_set(out_of_range: bool, site: str | None) -> tuple[int, str, str]:
+    """The first seed, the command-line flag and the model card key of an evaluation set."""
+    if out_of_range:
+        return OUT_OF_RANGE_BASE, " --out-of-range", "out_of_range_phantoms"
+    if site:
+        return SITE_BASE, f" --site {site}", f"held_out_{site.lower().replace('-', '_')}_phantoms"
+    return TEST_BASE, "", "held_out_phantoms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -111,7 +120,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.site and args.out_of_range:
         parser.error("--site and --out-of-range are separate sets: give one")
-    base = OUT_OF_RANGE_BASE if args.out_of_range else SITE_BASE if args.site else TEST_BASE
+    base, flag, key = _which_set(args.out_of_range, args.site)
     first = args.seed if args.seed is not None else base
     seeds = [first + i for i in range(args.n)]
     leaked = [s for s in seeds if split_of(s) != "test"]
@@ -138,17 +147,9 @@ def main() -> None:
     figures["seeds"] = [seeds[0], seeds[-1]]
     figures["resolution"] = "fast (128x128)" if args.fast else "full acquisition (512x512)"
     figures["median_total_ms"] = float(np.median([r["total_ms"] for r in rows]))
-    flag = " --out-of-range" if args.out_of_range else f" --site {args.site}" if args.site else ""
     figures["command"] = f"python scripts/evaluate.py{flag} --n {args.n} --seed {first}"
     print(json.dumps(figures, indent=2))
     if args.update_card:
-        key = (
-            "out_of_range_phantoms"
-            if args.out_of_range
-            else f"held_out_{args.site.lower().replace('-', '_')}_phantoms"
-            if args.site
-            else "held_out_phantoms"
-        )
         card["metrics"][key] = figures
         card_path(args.model).write_text(json.dumps(card, indent=2) + "\n")
 

@@ -23,7 +23,7 @@ from lvo_triage.metrics import (
 )
 from lvo_triage.model_card import InputSpec
 from lvo_triage.train.dataset import CaseArrays
-from lvo_triage.train.network import LvoNet
+from lvo_triage.train.network import SLAB, SLAB_STEP, LvoNet
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class TrainConfig:
         0.3  # random rotation (up to 8 degrees) and scale (spacing jitter 0.92-1.08)
     )
     site_weight: float = 0.5  # weight of the site loss (LVO cases only)
-    slab: int = 8  # slab MIP thickness, voxels of the 2 mm grid
-    slab_step: int = 4  # one slab every this many voxels
+    slab: int = SLAB  # slab MIP thickness, voxels of the 2 mm grid
+    slab_step: int = SLAB_STEP  # one slab every this many voxels
 
 
 # Rotation limits (degrees) about the three axes of affine_grid's coordinates, which run
