@@ -239,12 +239,12 @@ def _listen(args: argparse.Namespace) -> int:
     from lvo_triage.config import load_settings
     from lvo_triage.service.scp import StorageNode
 
-    settings = load_settings(args.config).listen
+    loaded = load_settings(args.config)
     overrides = {"port": args.port, "ae_title": args.ae_title}
     chosen = {name: value for name, value in overrides.items() if value is not None}
-    settings = dataclasses.replace(settings, **chosen)
+    settings = dataclasses.replace(loaded.listen, **chosen)
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per association is ours
-    node = StorageNode(args.inbox, settings)
+    node = StorageNode(args.inbox, settings, limits=loaded.limits)
     try:
         node.start()
     except OSError as exc:
@@ -370,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="lvo-triage: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # pydicom's own notes on a damaged file: lvo-triage reports what it skipped and why
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
     handlers = {
         "run": _run,
         "watch": _watch,

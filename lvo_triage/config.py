@@ -63,6 +63,30 @@ class ModelSettings:
             raise ConfigError(msg)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LimitsSettings:
+    """Ceilings on what input may claim, checked before any pixel is decoded or allocated."""
+
+    max_image_mb: float = 2000.0
+    max_volume_mb: float = 4000.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_image_mb", "max_volume_mb"):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not 0 < value <= 1_000_000:
+                msg = f"limits.{name}={value!r} must be in (0, 1000000] MB"
+                raise ConfigError(msg)
+
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_mb * 1e6)
+
+    @property
+    def max_volume_bytes(self) -> int:
+        return int(self.max_volume_mb * 1e6)
+
+
 KEEP_INPUT = ("archive", "delete")
 
 
@@ -249,6 +273,7 @@ class ServeSettings:
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)

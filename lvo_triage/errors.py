@@ -18,6 +18,17 @@ class NotAnalyzable(LvoTriageError):
         self.reason = reason
 
 
+class UnreadableFile(LvoTriageError, ValueError):
+    """One file cannot be used (not DICOM, damaged, or a header that lies); ``reason`` says why.
+
+    Discovery and the watched folder skip the file and report the reason; nothing else stops.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ConfigError(LvoTriageError):
     """A configuration file or command-line value is wrong (exit status 2)."""
 

@@ -62,6 +62,18 @@ def skip_warnings(discovery: Discovery) -> list[str]:
     return shown + ([f"... and {rest} more files skipped"] if rest > 0 else [])
 
 
+def no_study_reason(discovery: Discovery) -> str:
+    """The reason of the one result of a folder without a usable study: how many files, and
+    why the first was skipped (a damaged study says how, not just "nothing found")."""
+    reason = (
+        f"no DICOM study found: {discovery.files_seen} files looked at, "
+        f"{len(discovery.skipped)} skipped as not usable DICOM images"
+    )
+    if discovery.skipped:
+        reason += f" (e.g. {discovery.skipped[0].removeprefix('skipped ')})"
+    return reason
+
+
 def _first_usable(
     engine: Engine, selection: Selection, timer: StageTimer, result: TriageResult
 ) -> np.ndarray:
@@ -72,7 +84,11 @@ def _first_usable(
         series = selection.parts[index]
         try:
             with timer.stage("load"):
-                volume, warnings = load_volume(series, max_gap_mm=rules.max_gap_mm)
+                volume, warnings = load_volume(
+                    series,
+                    max_gap_mm=rules.max_gap_mm,
+                    max_volume_mb=engine.settings.limits.max_volume_mb,
+                )
             with timer.stage("preprocess"):
                 batch = engine.preprocessor(volume)
                 require_contrast(batch, engine.preprocessor.spec, rules.min_arterial_hu)
@@ -187,7 +203,7 @@ def triage_path(
     started_at = utc_now()
     discover_timer = StageTimer()
     with discover_timer.stage("discover"):
-        discovery = discover(path)
+        discovery = discover(path, limits=engine.settings.limits)
     discover_ms = discover_timer.finish()["discover"]
     log.info(
         "found %d studies in %d files (%d skipped)",
@@ -201,10 +217,7 @@ def triage_path(
         timer.add("discover", discover_ms)
         result = new_result(engine, started_at)
         result.status = Status.NOT_ANALYZABLE
-        result.reason = (
-            f"no DICOM study found: {discovery.files_seen} files looked at, "
-            f"{len(discovery.skipped)} skipped as not DICOM images"
-        )
+        result.reason = no_study_reason(discovery)
         result.warnings = skip_warnings(discovery)
         emit_result(result, timer, out, str(path), arrival_epoch=arrival_epoch)
         return [result]

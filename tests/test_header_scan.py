@@ -42,7 +42,7 @@ def test_scan_agrees_with_pydicom_on_every_scannable_third_party_file() -> None:
             try:
                 fast = read_header(path)
             except ValueError as exc:  # e.g. MR_truncated.dcm: pydicom cannot decode it either
-                assert "truncated" in str(exc)
+                assert "truncated" in str(exc) or "of pixel data" in str(exc), path.name
                 with pytest.raises(ValueError):
                     _ = pydicom.dcmread(path).pixel_array
                 continue

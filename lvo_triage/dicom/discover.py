@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lvo_triage.config import LimitsSettings
 from lvo_triage.dicom.instance import Instance, read_header
+from lvo_triage.errors import UnreadableFile
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,10 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def discover(root: Path) -> Discovery:
-    """Group the DICOM files under ``root`` into studies and series; one copy per SOPInstanceUID."""
+def discover(root: Path, *, limits: LimitsSettings | None = None) -> Discovery:
+    """Group the DICOM files under ``root`` into studies and series; one copy per SOPInstanceUID.
+    A file that cannot be used (junk, damaged, a header that lies: :func:`read_header`) is
+    skipped with its reason; no file stops the scan."""
     studies: dict[str, Study] = {}
     skipped: list[str] = []
     seen_sops: set[str] = set()
@@ -68,9 +72,9 @@ def discover(root: Path) -> Discovery:
         n += 1
         rel = path.relative_to(root) if path != root else Path(path.name)
         try:
-            header = read_header(path)
-        except ValueError as exc:
-            skipped.append(f"skipped {rel}: {exc}")
+            header = read_header(path, limits=limits)
+        except UnreadableFile as exc:
+            skipped.append(f"skipped {rel}: {exc.reason}")
             continue
         first = header.instances[0]
         if first.sop_instance_uid in seen_sops:

@@ -5,15 +5,17 @@ reading its pixels. This scanner walks the elements of the common encodings (a P
 implicit or explicit VR little endian, native or encapsulated pixel data) straight from the bytes,
 keeps the tags in ``WANTED`` and notes where the pixel data starts, so that loading never parses
 the header again. It returns ``None`` for anything else (big endian, deflate, no preamble,
-multi-frame functional groups, malformed lengths): the caller then uses pydicom, which handles
-every case. Values are returned as raw strings; the caller converts them exactly as it converts
-pydicom's.
+multi-frame functional groups, malformed lengths, a wanted tag with another VR than the
+dictionary's): the caller then uses pydicom, which handles every case. Values are returned as
+raw strings; the caller converts them exactly as it converts pydicom's.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+from pydicom.datadict import dictionary_VR
 
 HEAD_BYTES = 16384
 PREAMBLE = 128
@@ -89,6 +91,9 @@ WANTED: dict[int, str] = {
     0x00282110: "LossyImageCompression",
 }
 US_TAGS = {0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103}
+# The VR each wanted tag has: an explicit VR file that says otherwise goes to pydicom, which reads
+# the value by the VR the file gives.
+WANTED_VRS: dict[int, bytes] = {tag: dictionary_VR(tag).encode() for tag in WANTED}
 FUNCTIONAL_GROUPS = {0x52009229, 0x52009230}  # Enhanced CT: per-frame geometry lives there
 
 
@@ -208,6 +213,8 @@ def scan_bytes(buf: bytes) -> ScannedHeader | None:
                 return None
             name = WANTED.get(tag)
             if name is not None:
+                if vr and vr != WANTED_VRS[tag]:
+                    return None
                 raw = buf[cur.pos : cur.pos + length]
                 if len(raw) < length:
                     return None

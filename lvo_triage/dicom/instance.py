@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,26 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.uid import UID
 
-from lvo_triage.dicom.header import EXPLICIT_LE, IMPLICIT_LE, WANTED, scan_file
+from lvo_triage.config import LimitsSettings
+from lvo_triage.dicom.claims import (
+    DAMAGED,
+    MAX_FRAMES,
+    check_geometry,
+    check_image,
+    check_stored_length,
+    has_image,
+)
+from lvo_triage.dicom.header import (
+    EXPLICIT_LE,
+    HEAD_BYTES,
+    IMPLICIT_LE,
+    WANTED,
+    scan_bytes,
+    scan_file,
+)
+from lvo_triage.errors import UnreadableFile
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 JUNK_NAMES = {"thumbs.db", ".ds_store", "desktop.ini"}
@@ -124,11 +143,13 @@ def syntax_of(ds: Dataset) -> str:
     return EXPLICIT_LE if little is not False else "1.2.840.10008.1.2.2"
 
 
-def _read_with_pydicom(path: Path) -> Dataset:
+def _read_with_pydicom(path: Path | BytesIO) -> Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         # No preamble or no file meta: still DICOM if the dataset parses and names its instance.
+        if isinstance(path, BytesIO):
+            path.seek(0)
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         if "SOPInstanceUID" not in ds or "StudyInstanceUID" not in ds:
             raise
@@ -184,8 +205,12 @@ def _group_value(ds: Dataset, frame: int, sequence: str, name: str) -> Any:
 
 def _frames(base: Instance, ds: Dataset) -> list[Instance]:
     """The frames of a multi-frame (Enhanced CT) file as instances with their own geometry."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) < base.frames:
+        msg = f"its header claims {base.frames} frames but describes {len(per_frame)}: {DAMAGED}"
+        raise UnreadableFile(msg)
     out = []
-    for k in range(base.frames):
+    for k in range(min(base.frames, MAX_FRAMES)):
 
         def get(seq: str, name: str, k: int = k) -> str | None:
             value = _group_value(ds, k, seq, name)
@@ -196,6 +221,9 @@ def _frames(base: Instance, ds: Dataset) -> list[Instance]:
         spacing = get("PixelMeasuresSequence", "PixelSpacing")
         slope = get("PixelValueTransformationSequence", "RescaleSlope")
         intercept = get("PixelValueTransformationSequence", "RescaleIntercept")
+        check_geometry(
+            position=pos, orientation=ori, spacing=spacing, slope=slope, intercept=intercept
+        )
         pixel = replace(
             base.pixel,
             slope=_float(slope, base.pixel.slope) or 1.0,
@@ -227,43 +255,101 @@ def _native_offset(values: dict[str, str], offset: int | None, length: int) -> i
     return offset
 
 
-def read_header(path: Path, *, fast: bool = True) -> FileHeader:
-    """Parse one file's header, or raise ``ValueError`` with the reason the file is skipped.
-    ``fast=False`` always uses pydicom (the reference the fast scan is tested against)."""
+def read_header(
+    path: Path,
+    *,
+    fast: bool = True,
+    limits: LimitsSettings | None = None,
+    data: bytes | None = None,
+) -> FileHeader:
+    """Parse one file's header, or raise :class:`UnreadableFile` with the reason the file is
+    skipped, whatever the damage (nothing else escapes). ``fast=False`` always uses pydicom (the
+    reference the fast scan is tested against). ``data``: the file's bytes when they are already
+    at hand (an instance received by the DICOM node); ``path`` then only names it."""
+    try:
+        return _read_header(path, fast, limits if limits is not None else LimitsSettings(), data)
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # pydicom, numpy, the OS: a damaged file may make any of them raise
+        msg = f"not readable as DICOM ({type(exc).__name__}): the file is damaged or not DICOM"
+        raise UnreadableFile(msg) from exc
+
+
+def _check_encoding(values: dict[str, str], syntax: str, pixel_length: int) -> None:
+    """The pixel data is stored as the transfer syntax says (native: all of it; compressed: as
+    fragments of undefined length)."""
+    if syntax in NATIVE_SYNTAXES:
+        if has_image(values):
+            check_stored_length(values, pixel_length)
+        return
+    uid = UID(syntax)
+    if not uid.is_transfer_syntax or uid.is_private:
+        msg = (
+            f"its pixel data is in an encoding lvo-triage does not know (transfer syntax "
+            f"{syntax[:64]!r}): the file is damaged, or ask for the series uncompressed"
+        )
+        raise UnreadableFile(msg)
+    if uid.is_encapsulated and pixel_length >= 0:
+        msg = (
+            f"its transfer syntax says compressed ({uid.name}) but its pixel data is stored "
+            f"uncompressed: {DAMAGED}"
+        )
+        raise UnreadableFile(msg)
+
+
+def _check_claims(values: dict[str, str], limits: LimitsSettings) -> None:
+    if has_image(values):
+        check_image(values, max_bytes=limits.max_image_bytes)
+    check_geometry(
+        position=values.get("ImagePositionPatient"),
+        orientation=values.get("ImageOrientationPatient"),
+        spacing=values.get("PixelSpacing"),
+        slope=values.get("RescaleSlope"),
+        intercept=values.get("RescaleIntercept"),
+    )
+
+
+def _read_header(path: Path, fast: bool, limits: LimitsSettings, data: bytes | None) -> FileHeader:
     if path.name.lower() in JUNK_NAMES:
-        raise ValueError("not a DICOM file")
-    size = path.stat().st_size
+        raise UnreadableFile("not a DICOM file")
+    size = len(data) if data is not None else path.stat().st_size
     if size == 0:
-        raise ValueError("empty file")
-    scanned = scan_file(str(path)) if fast else None
+        raise UnreadableFile("empty file")
+    scanned = None
+    if fast:
+        scanned = scan_file(str(path)) if data is None else scan_bytes(data[:HEAD_BYTES])
     end = None if scanned is None else scanned.pixel_offset
     if end is not None and size < end + max(scanned.pixel_length, 0):  # type: ignore[union-attr]
-        raise ValueError("truncated: the file ends inside its pixel data")
+        raise UnreadableFile("truncated: the file ends inside its pixel data")
     ds: Dataset | None = None
     if scanned is not None and scanned.values.get("SOPClassUID") != DICOMDIR_CLASS:
         values, syntax = scanned.values, scanned.transfer_syntax
+        if scanned.pixel_offset is not None:
+            _check_encoding(values, syntax, scanned.pixel_length)
         offset = scanned.pixel_offset if syntax in NATIVE_SYNTAXES else None
         offset = _native_offset(values, offset, scanned.pixel_length)
     else:
+        source = path if data is None else BytesIO(data)
         try:
-            ds = _read_with_pydicom(path)
+            ds = _read_with_pydicom(source)
         except (InvalidDicomError, EOFError, OSError, KeyError, TypeError, struct.error) as exc:
-            raise ValueError(f"not readable as DICOM ({type(exc).__name__})") from exc
+            raise UnreadableFile(f"not readable as DICOM ({type(exc).__name__})") from exc
         meta = ds.file_meta if ds.file_meta is not None else Dataset()
         if str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS or (
             "DirectoryRecordSequence" in ds
         ):
-            raise ValueError("DICOMDIR index, not an image")
+            raise UnreadableFile("DICOMDIR index, not an image")
         values, offset = _dataset_values(ds), None
         syntax = syntax_of(ds)
+    _check_claims(values, limits)
     base = _instance(path, values, syntax, offset)
     study, series = values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", "")
     if not (base.sop_instance_uid and study and series):
-        raise ValueError("DICOM file without SOP/study/series instance UID")
+        raise UnreadableFile("DICOM file without SOP/study/series instance UID")
     instances = [base]
     if base.frames > 1:
         if ds is None:
-            ds = _read_with_pydicom(path)
+            ds = _read_with_pydicom(path if data is None else BytesIO(data))
         instances = _frames(base, ds)
     return FileHeader(
         instances=instances,

@@ -7,7 +7,10 @@ its pylibjpeg/pyjpegls plugins. Those codecs hold the GIL, so a series of many s
 decoded by a pool of worker processes (spawned once, on first use, and kept). Like every spawned
 pool it re-imports the caller's main script: a script that calls lvo-triage must keep its work
 under ``if __name__ == "__main__":`` (the ``lvo-triage`` command and the services do); otherwise
-the pool breaks and decoding falls back to this process, with the same result.
+the pool cannot start and decoding falls back to this process, with the same result.
+
+Every read is a boundary: whatever damaged pixel data makes the OS, pydicom or a codec raise (or
+a decoder process that dies) becomes ``NotAnalyzable`` for the series, with the reason.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 
 from lvo_triage.dicom.instance import Instance, PixelFormat, syntax_of
 from lvo_triage.errors import NotAnalyzable
 
 Items = list[tuple[int, Instance]]
+Failures = dict[int, str]  # slice index: why its pixels cannot be used
 CHUNK = 16  # slices per task: large enough to amortise scheduling, small enough to balance
 MIN_FILES_FOR_PROCESSES = 8  # fewer compressed files: decoding them here beats shipping them
 _process_pool: ProcessPoolExecutor | None = None
@@ -63,28 +68,38 @@ def _read_native(inst: Instance, fd: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).reshape(inst.rows, inst.columns)
 
 
+def _syntax_name(ds: Dataset | None) -> str:
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    return str(getattr(syntax, "name", syntax or "unknown encoding"))
+
+
 def _decode(path: Path) -> np.ndarray:
-    """All frames of one file as stored values, shape (frames, rows, cols)."""
+    """All frames of one file as stored values, shape (frames, rows, cols). Whatever a damaged
+    file makes pydicom or a codec raise becomes ``NotAnalyzable`` naming the file."""
+    ds: Dataset | None = None
     try:
         ds = pydicom.dcmread(path, force=True)  # bare datasets too (discovery checked them)
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = syntax_of(ds)
         pixels: np.ndarray = ds.pixel_array
-    except (NotImplementedError, RuntimeError, ValueError, AttributeError) as exc:
-        meta = getattr(ds, "file_meta", None) if "ds" in locals() else None
-        syntax = getattr(meta, "TransferSyntaxUID", None)
-        name = syntax.name if syntax is not None else "unknown"
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (NotImplementedError, RuntimeError) as exc:
         msg = (
-            f"the pixel data ({name}) cannot be decoded here ({exc}); ask for the series "
-            "uncompressed or losslessly compressed (JPEG lossless, JPEG-LS, JPEG 2000, RLE)"
+            f"the pixel data ({_syntax_name(ds)}) cannot be decoded here ({exc}); ask for the "
+            "series uncompressed or losslessly compressed (JPEG lossless, JPEG-LS, JPEG 2000, RLE)"
         )
         raise NotAnalyzable(msg) from exc
     except (OSError, EOFError) as exc:
         msg = f"the file {path.name} cannot be read ({type(exc).__name__}: {exc})"
         raise NotAnalyzable(msg) from exc
-    return (
-        pixels if pixels.ndim == 3 and int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[None]
-    )
+    except Exception as exc:  # pydicom, numpy or a codec on damaged data: a boundary
+        msg = (
+            f"the pixel data of {path.name} ({_syntax_name(ds)}) is damaged and cannot be "
+            f"decoded ({type(exc).__name__}); send the series again"
+        )
+        raise NotAnalyzable(msg) from exc
+    return pixels if pixels.ndim == 3 and frames > 1 else pixels[None]
 
 
 def _check_shape(pixels: np.ndarray, inst: Instance) -> None:
@@ -96,55 +111,85 @@ def _check_shape(pixels: np.ndarray, inst: Instance) -> None:
         raise NotAnalyzable(msg)
 
 
-def _native_task(items: Items, out: np.ndarray) -> None:
+def _native_task(items: Items, out: np.ndarray) -> Failures:
+    failures: Failures = {}
     for k, inst in items:
-        fd = os.open(inst.path, os.O_RDONLY)
         try:
-            _to_hu(_read_native(inst, fd), inst.pixel, out[k])
-        finally:
-            os.close(fd)
+            fd = os.open(inst.path, os.O_RDONLY)
+            try:
+                _to_hu(_read_native(inst, fd), inst.pixel, out[k])
+            finally:
+                os.close(fd)
+        except NotAnalyzable as exc:
+            failures[k] = exc.reason
+        except Exception as exc:  # the OS or numpy on a damaged file: a boundary
+            failures[k] = f"the file {inst.path.name} cannot be read ({type(exc).__name__})"
+    return failures
 
 
-def _decoded_task(items: Items, out: np.ndarray) -> None:
-    frames = _decode(items[0][1].path)
+def _decoded_task(items: Items, out: np.ndarray) -> Failures:
+    try:
+        frames = _decode(items[0][1].path)
+    except NotAnalyzable as exc:
+        return {k: exc.reason for k, _ in items}
+    failures: Failures = {}
     for k, inst in items:
         index = inst.frame or 0
-        if index >= frames.shape[0]:
-            msg = f"frame {index + 1} missing from {inst.path.name}"
-            raise NotAnalyzable(msg)
-        _check_shape(frames[index], inst)
-        _to_hu(frames[index], inst.pixel, out[k])
+        try:
+            if index >= frames.shape[0]:
+                msg = f"frame {index + 1} missing from {inst.path.name}"
+                raise NotAnalyzable(msg)
+            _check_shape(frames[index], inst)
+            _to_hu(frames[index], inst.pixel, out[k])
+        except NotAnalyzable as exc:
+            failures[k] = exc.reason
+        except Exception as exc:  # numpy on pixels that do not match the header: a boundary
+            failures[k] = f"the pixels of {inst.path.name} cannot be used ({type(exc).__name__})"
+    return failures
 
 
-def _decode_files(groups: list[Items], shape: tuple[int, int]) -> np.ndarray:
-    """Decode whole files (in a worker process): HU of their frames, in the order given."""
+def _decode_files(groups: list[Items], shape: tuple[int, int]) -> tuple[np.ndarray, Failures]:
+    """Decode whole files (in a worker process): HU of their frames, in the order given, and the
+    frames that failed (by that order)."""
     n = sum(len(items) for items in groups)
     out = np.empty((n, *shape), dtype=np.float32)
+    failures: Failures = {}
     start = 0
     for items in groups:
         local = [(start + j, inst) for j, (_, inst) in enumerate(items)]
-        _decoded_task(local, out)
+        failures.update(_decoded_task(local, out))
         start += len(items)
-    return out
+    return out, failures
 
 
 def workers_available() -> int:
     return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 
 
-def _processes() -> ProcessPoolExecutor:
-    """The decoding processes (spawned, so safe beside ONNX Runtime's and torch's threads)."""
+def _processes() -> ProcessPoolExecutor | None:
+    """The decoding processes (spawned, so safe beside ONNX Runtime's and torch's threads),
+    started and checked on first use; None when they cannot start here (a calling script without
+    ``if __name__ == "__main__":``)."""
     global _process_pool
     if _process_pool is None:
-        _process_pool = ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers_available(), mp_context=multiprocessing.get_context("spawn")
         )
+        try:
+            pool.submit(os.getpid).result()
+        except BrokenProcessPool:
+            pool.shutdown(wait=False)
+            return None
+        _process_pool = pool
     return _process_pool
 
 
-def _decode_in_processes(files: list[Items], out: np.ndarray) -> bool:
-    """Spread whole files over the worker processes, about ``CHUNK`` frames per task; False if
-    the pool broke (a worker was killed), so that the caller decodes here instead."""
+def _decode_in_processes(files: list[Items], out: np.ndarray) -> Failures | None:
+    """Spread whole files over the worker processes, about ``CHUNK`` frames per task; the frames
+    that failed, or None if the processes cannot start here, so that the caller decodes in this
+    process instead. A worker
+    that dies while decoding (a codec crashing on damaged data) makes the series
+    ``NotAnalyzable``: decoding it here could take this process down with it."""
     global _process_pool
     batches: list[list[Items]] = [[]]
     for items in files:
@@ -152,44 +197,75 @@ def _decode_in_processes(files: list[Items], out: np.ndarray) -> bool:
             batches.append([])
         batches[-1].append(items)
     pool = _processes()
+    if pool is None:
+        return None
     shape = out.shape[1:]
+    failures: Failures = {}
     try:
         futures = [(batch, pool.submit(_decode_files, batch, shape)) for batch in batches]
         for batch, future in futures:
             indices = [k for items in batch for k, _ in items]
-            out[indices] = future.result()
-    except BrokenProcessPool:
+            decoded, failed = future.result()
+            out[indices] = decoded
+            failures.update({indices[j]: reason for j, reason in failed.items()})
+    except BrokenProcessPool as exc:
         _process_pool = None
-        return False
-    return True
+        pool.shutdown(wait=False, cancel_futures=True)
+        msg = (
+            "decoding the pixel data stopped a decoder process (damaged compressed data?); "
+            "send the series again, or uncompressed"
+        )
+        raise NotAnalyzable(msg) from exc
+    except NotAnalyzable:
+        raise
+    except Exception as exc:  # anything else a worker raised on damaged data
+        msg = f"the pixel data cannot be decoded ({type(exc).__name__}); send the series again"
+        raise NotAnalyzable(msg) from exc
+    return failures
 
 
-def read_stack(instances: Sequence[Instance], *, workers: int | None = None) -> np.ndarray:
-    """HU of ``instances`` (already in slice order) as float32 of shape (n, rows, cols)."""
+def read_slices(
+    instances: Sequence[Instance], *, workers: int | None = None
+) -> tuple[np.ndarray, Failures]:
+    """HU of ``instances`` (already in slice order) as float32 of shape (n, rows, cols), and the
+    slices whose pixels could not be read (damaged files), each with the reason; their planes in
+    the array are undefined."""
     first = instances[0]
+    sizes = {(i.rows, i.columns) for i in instances}
+    if len(sizes) > 1:
+        msg = f"the series mixes image sizes ({', '.join(f'{r}x{c}' for r, c in sorted(sizes))})"
+        raise NotAnalyzable(msg)
     out = np.empty((len(instances), first.rows, first.columns), dtype=np.float32)
     native = [(k, i) for k, i in enumerate(instances) if i.pixel_offset is not None]
     by_file: dict[Path, Items] = defaultdict(list)
     for k, inst in enumerate(instances):
         if inst.pixel_offset is None:
             by_file[inst.path].append((k, inst))
-    sizes = {(i.rows, i.columns) for i in instances}
-    if len(sizes) > 1:
-        msg = f"the series mixes image sizes ({', '.join(f'{r}x{c}' for r, c in sorted(sizes))})"
-        raise NotAnalyzable(msg)
+    failures: Failures = {}
     n_workers = workers or workers_available()
-    many = n_workers > 1 and len(by_file) >= MIN_FILES_FOR_PROCESSES
-    if many and _decode_in_processes(list(by_file.values()), out):
-        by_file.clear()
-    tasks: list[tuple[Callable[[Items, np.ndarray], None], Items]] = [
+    if n_workers > 1 and len(by_file) >= MIN_FILES_FOR_PROCESSES:
+        decoded = _decode_in_processes(list(by_file.values()), out)
+        if decoded is not None:
+            failures.update(decoded)
+            by_file.clear()
+    tasks: list[tuple[Callable[[Items, np.ndarray], Failures], Items]] = [
         (_native_task, native[s : s + CHUNK]) for s in range(0, len(native), CHUNK)
     ]
     tasks += [(_decoded_task, items) for items in by_file.values()]
     if n_workers == 1 or len(tasks) <= 1:
         for fn, items in tasks:
-            fn(items, out)
-        return out
+            failures.update(fn(items, out))
+        return out, failures
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="lvo-load") as pool:
         for future in [pool.submit(fn, items, out) for fn, items in tasks]:
-            future.result()
+            failures.update(future.result())
+    return out, failures
+
+
+def read_stack(instances: Sequence[Instance], *, workers: int | None = None) -> np.ndarray:
+    """HU of ``instances`` (already in slice order) as float32 of shape (n, rows, cols);
+    ``NotAnalyzable`` when any slice cannot be read (:func:`read_slices` tolerates that)."""
+    out, failures = read_slices(instances, workers=workers)
+    if failures:
+        raise NotAnalyzable(failures[min(failures)])
     return out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lvo_triage.dicom.claims import size_text
 from lvo_triage.dicom.discover import Instance, Series
 from lvo_triage.dicom.geometry import slice_normal, slice_spacing, sorted_along_normal
-from lvo_triage.dicom.pixels import read_stack
+from lvo_triage.dicom.pixels import read_slices
 from lvo_triage.dicom.volume_types import Volume
 from lvo_triage.errors import NotAnalyzable
 
@@ -57,11 +58,22 @@ def _quality_warnings(instances: list[Instance]) -> list[str]:
     return out
 
 
-def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, list[str]]:
-    """Read every slice of ``series`` into HU; returns the volume and warnings."""
-    instances, positions = sorted_along_normal(series.instances)
-    warnings: list[str] = []
-    spacing = slice_spacing(positions)
+def _check_size(instances: list[Instance], spacing: float, span: float, max_bytes: int) -> None:
+    """The HU volume (gaps filled) fits in ``max_bytes`` (``limits.max_volume_mb``)."""
+    first = instances[0]
+    slices = max(len(instances), round(span / spacing) + 1 if spacing > 0 else 0)
+    size = slices * first.rows * first.columns * 4
+    if size > max_bytes:
+        msg = (
+            f"the series would take {size_text(size)} of memory as a volume ({slices} slices of "
+            f"{first.columns} x {first.rows}), more than the {size_text(max_bytes)} allowed "
+            "(limits.max_volume_mb)"
+        )
+        raise NotAnalyzable(msg)
+
+
+def _check_steps(positions: np.ndarray, spacing: float, max_gap_mm: float) -> None:
+    """One slice per position, and no gap larger than the interpolation fills."""
     steps = np.diff(positions)
     if spacing <= 0 or np.any(steps < spacing * 0.5):
         msg = "two images share one slice position (several acquisitions in one series?)"
@@ -73,22 +85,64 @@ def load_volume(series: Series, *, max_gap_mm: float = 3.0) -> tuple[Volume, lis
             f"gaps up to {max_gap_mm:g} mm are interpolated"
         )
         raise NotAnalyzable(msg)
+
+
+def _without_failed(
+    stack: np.ndarray,
+    positions: np.ndarray,
+    failures: dict[int, str],
+    spacing: float,
+    max_gap_mm: float,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The slices whose pixels were read, as long as the gaps they leave can be filled; and the
+    warning that says what was left out. ``NotAnalyzable`` (with the first file's reason) else."""
+    first = failures[min(failures)]
+    keep = [k for k in range(len(positions)) if k not in failures]
+    if len(keep) < 2:
+        raise NotAnalyzable(first)
+    try:
+        _check_steps(positions[keep], spacing, max_gap_mm)
+    except NotAnalyzable as exc:
+        n = len(failures)
+        msg = f"{n} image(s) cannot be read ({first}), which leaves {exc.reason}"
+        raise NotAnalyzable(msg) from exc
+    warning = f"{len(failures)} image(s) left out because their pixels cannot be read ({first})"
+    return stack[keep], positions[keep], warning
+
+
+def load_volume(
+    series: Series, *, max_gap_mm: float = 3.0, max_volume_mb: float = 4000.0
+) -> tuple[Volume, list[str]]:
+    """Read every slice of ``series`` into HU; returns the volume and warnings. A series whose
+    volume would exceed ``max_volume_mb`` is ``NotAnalyzable`` before anything is read; slices
+    whose pixels cannot be read (damaged files) are left out like missing images."""
+    instances, positions = sorted_along_normal(series.instances)
+    warnings: list[str] = []
+    spacing = slice_spacing(positions)
+    _check_steps(positions, spacing, max_gap_mm)
+    _check_size(instances, spacing, float(positions[-1] - positions[0]), int(max_volume_mb * 1e6))
     warnings.extend(_quality_warnings(instances))
     numbers = [i.instance_number for i in instances if i.instance_number is not None]
     ordered = len(numbers) < len(instances) or numbers in (sorted(numbers), sorted(numbers)[::-1])
     if not ordered:
         warnings.append("InstanceNumber does not follow slice position; ordered by position")
 
-    first = instances[0]
-    assert first.orientation is not None and first.position is not None
-    if first.pixel_spacing is None:
+    if instances[0].pixel_spacing is None:
         msg = "the images have no PixelSpacing, so distances cannot be measured"
         raise NotAnalyzable(msg)
-    hu = read_stack(instances).transpose(2, 1, 0)  # (slice, row, col) -> [i, j, k], a view
+    stack, failures = read_slices(instances)
+    if failures:
+        stack, positions, warning = _without_failed(stack, positions, failures, spacing, max_gap_mm)
+        instances = [inst for k, inst in enumerate(instances) if k not in failures]
+        warnings.append(warning)
+    hu = stack.transpose(2, 1, 0)  # (slice, row, col) -> [i, j, k], a view
 
     hu, gap_warnings = _fill_gaps(hu, positions, spacing)
     warnings.extend(gap_warnings)
 
+    first = instances[0]
+    assert first.orientation is not None and first.position is not None
+    assert first.pixel_spacing is not None
     row_dir = np.asarray(first.orientation[:3])
     col_dir = np.asarray(first.orientation[3:])
     affine = np.eye(4)

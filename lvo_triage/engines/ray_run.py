@@ -49,7 +49,7 @@ def triage_path_ray(
     started_at = utc_now()
     timer = StageTimer()
     with timer.stage("discover"):
-        discovery = discover(path.resolve())
+        discovery = discover(path.resolve(), limits=settings.limits)
     discover_ms = timer.finish()["discover"]
     log.info(
         "found %d studies in %d files (%d skipped)",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lvo_triage.config import SelectionSettings, WatchSettings
+from lvo_triage.config import LimitsSettings, SelectionSettings, WatchSettings
 from lvo_triage.dicom.discover import Series, Study
 from lvo_triage.dicom.geometry import slice_spacing, sorted_along_normal
 from lvo_triage.dicom.instance import FileHeader, read_header
@@ -95,9 +95,11 @@ class Arrivals:
         settings: WatchSettings,
         rules: SelectionSettings,
         *,
+        limits: LimitsSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inbox, self.settings, self.rules, self.clock = inbox, settings, rules, clock
+        self.limits = limits if limits is not None else LimitsSettings()
         self.seen: dict[Path, _Seen] = {}
         self.studies: dict[str, PendingStudy] = {}
         self.held: dict[Path, str] = {}  # files read into a pending study: its UID
@@ -151,8 +153,8 @@ class Arrivals:
 
     def _read(self, path: Path, seen: _Seen, now: float) -> None:
         try:
-            header = read_header(path)
-        except (ValueError, OSError) as exc:
+            header = read_header(path, limits=self.limits)
+        except Exception as exc:  # UnreadableFile, or the file vanished: never fatal
             if not path.exists():  # another worker claimed it: not an error
                 self.seen.pop(path, None)
             elif now - seen.first_seen >= self.settings.unreadable_after_s:

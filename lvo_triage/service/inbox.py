@@ -6,8 +6,11 @@ one filesystem, atomic: a study is never half in one place after a crash, only s
     INBOX/                        files arrive here (any nesting, any names)
     INBOX/.processing/UID/        a claimed study, being triaged (resumed after a crash)
     INBOX/.processing/UID.owner.N the worker that holds it (its lease)
+    INBOX/.processing/UID.attempts triages of it begun and not returned (the process died)
     INBOX/.archive/UID/           its files after triage (``watch.keep_input: archive``)
-    INBOX/.quarantine/            files that are not DICOM images, each with NAME.reason.txt
+    INBOX/.quarantine/            files that are not DICOM images, each with NAME.reason.txt,
+                                  and studies set aside (UID/ with UID.reason.txt) whose triage
+                                  failed or stopped the process again and again
 
 Several workers (processes, or machines sharing the folder) may serve one INBOX. A worker holds a
 study from before its first file moves until its files are archived, by having created
@@ -41,6 +44,7 @@ SAFE_NAME = re.compile(r"^[0-9A-Za-z.]{1,64}$")
 WORK_DIRS = (".processing", ".archive", ".quarantine")
 OWNER_FILE = re.compile(r"^(?P<name>.+)\.owner\.(?P<gen>[0-9]{1,9})$")
 JOURNAL = ".claim.json"
+ATTEMPTS = ".attempts"
 BEATS_PER_LEASE = 4  # a held claim's lease is renewed this often per watch.claim_lease_s
 
 
@@ -161,6 +165,7 @@ class Inbox:
             )
             self._release(folder.name)
             return False
+        self.end_attempt(folder)
         if keep == "delete":
             shutil.rmtree(folder, ignore_errors=True)
         elif not (target := self.archive / folder.name).exists():
@@ -180,6 +185,39 @@ class Inbox:
         except FileNotFoundError:
             return None
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return target
+
+    def begin_attempt(self, folder: Path) -> int:
+        """Record, durably, that a triage of the claimed ``folder`` begins; the number of earlier
+        ones that never returned (the process died in them: a crash, the OOM killer, kill -9).
+        :meth:`end_attempt` clears the record when a triage returns."""
+        marker = self.processing / f"{folder.name}{ATTEMPTS}"
+        try:
+            earlier = int(marker.read_text(encoding="utf-8").strip() or 0)
+        except (OSError, ValueError):
+            earlier = 0
+        write_atomic(marker, f"{earlier + 1}\n", sync_dir=True)
+        return earlier
+
+    def end_attempt(self, folder: Path) -> None:
+        (self.processing / f"{folder.name}{ATTEMPTS}").unlink(missing_ok=True)
+
+    def set_aside(self, folder: Path, reason: str) -> Path:
+        """Move a claimed study's files to ``.quarantine/<study>/`` with ``<study>.reason.txt``
+        beside them, instead of archiving them, and let the claim go; the folder they are in."""
+        target = self.quarantine / folder.name
+        n = 0
+        while target.exists() or target.with_name(target.name + ".reason.txt").exists():
+            n += 1
+            target = self.quarantine / f"{folder.name}-{n}"
+        if folder.is_dir():
+            os.replace(folder, target)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+        reason_file = target.with_name(target.name + ".reason.txt")
+        reason_file.write_text(reason + "\n", encoding="utf-8")
+        self.end_attempt(folder)
+        self._release(folder.name)
         return target
 
     def renew(self) -> None:

@@ -54,7 +54,9 @@ from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated
 from pynetdicom.transport import ThreadedAssociationServer
 
-from lvo_triage.config import ListenSettings
+from lvo_triage.config import LimitsSettings, ListenSettings
+from lvo_triage.dicom.instance import read_header
+from lvo_triage.errors import UnreadableFile
 from lvo_triage.outputs.files import write_atomic
 from lvo_triage.service.inbox import safe_name
 
@@ -89,6 +91,7 @@ REPORT_CLASSES = [
 # (0xC211 is pynetdicom's own answer when a handler raises).
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH = 0xA900  # data set does not match SOP class: what its header claims is impossible
 CANNOT_DECODE = 0xC210
 MISSING_UID = 0xC212
 
@@ -151,12 +154,22 @@ class StorageNode:
     """A C-ECHO / C-STORE SCP writing into ``inbox``; :meth:`start` serves in a background thread.
 
     ``host`` is the address to listen on ("" = every IPv4 interface). With ``settings.port`` 0
-    the system picks a free port; :attr:`port` says which once started.
+    the system picks a free port; :attr:`port` says which once started. An instance whose header
+    cannot be read or claims the impossible (``limits``, ``dicom/claims.py``) is refused with a
+    failure status and never stored.
     """
 
-    def __init__(self, inbox: Path, settings: ListenSettings, *, host: str = "") -> None:
+    def __init__(
+        self,
+        inbox: Path,
+        settings: ListenSettings,
+        *,
+        host: str = "",
+        limits: LimitsSettings | None = None,
+    ) -> None:
         self.inbox = inbox
         self.settings = settings
+        self.limits = limits if limits is not None else LimitsSettings()
         self.host = host
         self._networks = _networks(settings.allowed_addresses)
         self._server: ThreadedAssociationServer | None = None
@@ -316,8 +329,8 @@ class StorageNode:
     # C-STORE
 
     def _on_store(self, event: Event) -> int:
-        data = event.encoded_dataset()  # preamble, file meta and the data set as sent
         try:
+            data = event.encoded_dataset()  # preamble, file meta and the data set as sent
             header = pydicom.dcmread(
                 BytesIO(data),
                 stop_before_pixels=True,
@@ -334,6 +347,16 @@ class StorageNode:
                 MISSING_UID,
             )
             return MISSING_UID
+        try:
+            read_header(Path(f"{entry_name(sop)}.dcm"), data=data, limits=self.limits)
+        except UnreadableFile as exc:  # a header that lies, pixel data that does not fit it
+            log.warning(
+                "refused an instance from %s (status 0x%04X): %s",
+                _peer(event.assoc),
+                DOES_NOT_MATCH,
+                exc.reason,
+            )
+            return DOES_NOT_MATCH
         folder = self.inbox / entry_name(study)
         try:
             write_durable(folder / f"{entry_name(sop)}.dcm", data)

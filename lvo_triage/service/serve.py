@@ -74,7 +74,9 @@ class Service:
         self.webhook_secret = webhook_secret
         self.metrics = Metrics()
         self.watcher = Watcher(inbox, outbox, engine, on_results=self.on_results)
-        self.node = StorageNode(inbox, self.listen_settings, host=host)
+        self.node = StorageNode(
+            inbox, self.listen_settings, host=host, limits=engine.settings.limits
+        )
         self.dicom_queues = [
             (
                 destination,
@@ -179,11 +181,11 @@ class Service:
             )
             wakeup = self.watcher.wakeup(self.stopping)
             try:
-                self._poll(self.watcher.resume)
+                self._poll(partial(self.watcher.guarded, self.watcher.resume))
                 poll_s = self.watcher.settings.poll_interval_s
                 while not self.stopping.is_set():
                     started = time.monotonic()
-                    self._poll(self.watcher.step)
+                    self._poll(partial(self.watcher.guarded, self.watcher.step))
                     wakeup.wait(poll_s - (time.monotonic() - started))
             finally:
                 wakeup.close()

@@ -10,6 +10,13 @@ supersedes the first.
 Several watchers (processes, or machines sharing the folder) may serve one INBOX: a study is
 claimed by one of them only, and each looks every few seconds for claims whose worker died, to
 take them over (``inbox.py`` says how).
+
+No input stops the watcher. A file that cannot be read is quarantined with its reason; a study
+whose triage fails (``status: error``) is set aside in ``INBOX/.quarantine/<study>/`` instead of
+archived; and a study whose triage has stopped the process ``MAX_CRASHES`` times (a crash, the
+OOM killer: the begun attempts are counted on disk before each triage) is not triaged again but
+set aside with an ``error`` result, so that a service manager's restarts cannot loop on it. An
+exception that escapes one poll is logged and the loop goes on.
 """
 
 from __future__ import annotations
@@ -22,16 +29,19 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from lvo_triage.pipeline import Engine, triage_path
-from lvo_triage.result import TriageResult
+from lvo_triage.pipeline import Engine, emit_result, new_result, triage_path
+from lvo_triage.result import Status, TriageResult, utc_now
 from lvo_triage.service.arrivals import Arrivals, PendingStudy
 from lvo_triage.service.events import Wakeup
-from lvo_triage.service.inbox import BEATS_PER_LEASE, Inbox
+from lvo_triage.service.inbox import BEATS_PER_LEASE, SAFE_NAME, Inbox
+from lvo_triage.timing import StageTimer
 
 log = logging.getLogger(__name__)
 RETRY_S = 10.0  # a study whose results could not be written is tried again after this
 BUSY_RETRY_S = 1.0  # a study another worker holds is tried again after this
 RESUME_EVERY_S = 2.0  # how often claims are checked for a dead worker to take over from
+MAX_CRASHES = 2  # a study whose triage the process died in this often is set aside
+LOG_EVERY_S = 60.0  # a failing loop logs its traceback at most this often
 
 
 class Watcher:
@@ -53,7 +63,13 @@ class Watcher:
         self.outbox = outbox
         self.outbox.mkdir(parents=True, exist_ok=True)
         self.engine = engine
-        self.arrivals = Arrivals(self.inbox, self.settings, engine.settings.selection, clock=clock)
+        self.arrivals = Arrivals(
+            self.inbox,
+            self.settings,
+            engine.settings.selection,
+            limits=engine.settings.limits,
+            clock=clock,
+        )
         self.clock = clock
         self.retry: dict[Path, tuple[float, float | None]] = {}  # folder: (when, arrival)
         self.last_resume = clock()
@@ -63,6 +79,7 @@ class Watcher:
         self.arrival_epoch: float | None = None
         self.stopping = False
         self.stop_event = threading.Event()
+        self._last_failure_log = -LOG_EVERY_S
 
     def resume(self) -> list[TriageResult]:
         """Triage the studies claimed but not finished by a worker that is gone: a previous run
@@ -108,10 +125,18 @@ class Watcher:
 
     def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
         self.arrival_epoch = arrival_epoch
+        crashes = self.inbox.begin_attempt(folder)
+        if crashes >= MAX_CRASHES:
+            return self._set_aside(
+                folder,
+                f"lvo-triage stopped {crashes} times while triaging this study (a crash, or killed "
+                "for memory), so it is not tried again",
+            )
         try:
             with self.inbox.renewing():
                 results = self._triage_and_deliver(folder, arrival_epoch)
         except OSError as exc:  # the outbox is full, gone or not writable: keep the input
+            self.inbox.end_attempt(folder)
             log.error(
                 "cannot write results to %s (%s); the study stays in %s and is tried again "
                 "in %.0f s: free space or fix the permissions",
@@ -122,8 +147,38 @@ class Watcher:
             )
             self.retry[folder] = (self.clock() + RETRY_S, arrival_epoch)
             return []
-        self.inbox.finish(folder, keep=self.settings.keep_input)
+        except Exception as exc:  # a failure the pipeline did not turn into a result
+            log.exception("triaging a study failed; its files are set aside")
+            return self._set_aside(folder, f"internal error ({type(exc).__name__}): {exc}")
+        self.inbox.end_attempt(folder)
+        failed = [r for r in results if r.status is Status.ERROR]
+        if failed:
+            target = self.inbox.set_aside(folder, str(failed[0].reason))
+            log.error("a study failed internally; its files are set aside in %s", target)
+        else:
+            self.inbox.finish(folder, keep=self.settings.keep_input)
         return results
+
+    def _set_aside(self, folder: Path, why: str) -> list[TriageResult]:
+        """Quarantine a claimed study's files and write its ``error`` result (``why``, and where
+        the files are), without triaging it."""
+        target = self.inbox.set_aside(folder, why)
+        log.error("a study was set aside in %s: %s", target, why)
+        result = new_result(self.engine, utc_now())
+        result.status = Status.ERROR
+        result.reason = f"{why}; its images are in {target}: look at them yourself"
+        if SAFE_NAME.match(folder.name) and folder.name[0].isdigit():  # the study UID itself
+            result.study_instance_uid = folder.name
+        try:
+            emit_result(result, StageTimer(), self.outbox, str(folder))
+        except OSError as exc:
+            log.error("cannot write the result of a study set aside to %s (%s)", self.outbox, exc)
+        if self.on_results is not None:
+            try:
+                self.on_results(target, [result])
+            except Exception:
+                log.exception("delivering the result of a study set aside failed")
+        return [result]
 
     def _triage_and_deliver(self, folder: Path, arrival_epoch: float | None) -> list[TriageResult]:
         results = triage_path(self.engine, folder, out=self.outbox, arrival_epoch=arrival_epoch)
@@ -135,6 +190,19 @@ class Watcher:
             except Exception:  # a failing destination must not lose the study or stop the watch
                 log.exception("delivering the results of a study failed")
         return results
+
+    def guarded(self, step: Callable[[], object]) -> None:
+        """Run one ``step`` of the loop (a poll, a resume); an exception that escapes it is logged,
+        with its traceback at most once a minute, and the loop goes on."""
+        try:
+            step()
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._last_failure_log >= LOG_EVERY_S:
+                self._last_failure_log = now
+                log.exception("one poll of the watched folder failed; carrying on")
+            else:
+                log.error("one poll of the watched folder failed again (%s)", type(exc).__name__)
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Finish the study in hand, then return from :meth:`run_forever`."""
@@ -165,10 +233,10 @@ class Watcher:
         )
         wakeup = self.wakeup()
         try:
-            self.resume()
+            self.guarded(self.resume)
             while not self.stopping:
                 started = time.monotonic()
-                self.step()
+                self.guarded(self.step)
                 wakeup.wait(self.settings.poll_interval_s - (time.monotonic() - started))
         finally:
             wakeup.close()
