@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -28,7 +29,14 @@ from pynetdicom.association import Association
 from lvo_triage.config import ListenSettings, load_settings
 from lvo_triage.errors import ConfigError
 from lvo_triage.service.inbox import Inbox, safe_name
-from lvo_triage.service.scp import CANNOT_DECODE, MISSING_UID, OUT_OF_RESOURCES, StorageNode
+from lvo_triage.service.scp import (
+    CANNOT_DECODE,
+    DOES_NOT_MATCH,
+    MISSING_UID,
+    OUT_OF_RESOURCES,
+    StorageNode,
+)
+from tests.fuzz_dicom import Template, with_value
 
 DCMTK_BIN = Path("/usr/bin")  # Debian's dcmtk; never the pynetdicom commands on PATH
 CALLING = "TESTSCU"
@@ -199,6 +207,31 @@ def test_an_instance_without_uids_is_not_understood(node: StorageNode, fast_stud
     garbage = SimpleNamespace(encoded_dataset=lambda: b"not a DICOM data set")
     assert node._on_store(garbage) == CANNOT_DECODE  # type: ignore[arg-type]
     assert _stored(node.inbox) == []
+
+
+def test_a_damaged_instance_is_refused_and_the_node_goes_on(
+    node: StorageNode, fast_study: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = Template.from_folder(fast_study).copy(1)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    lies = {"rows.dcm": (0x00280010, struct.pack("<H", 65535)), "nan.dcm": (0x00200032, b"nan")}
+    for n, (name, (tag, value)) in enumerate(lies.items()):
+        (damaged / name).write_bytes(with_value(files[n], tag, value))
+    with caplog.at_level(logging.INFO, logger="lvo_triage"):
+        for path in sorted(damaged.iterdir()):
+            done = _call("storescu", node.port, str(path))
+            assert done.returncode != 0  # storescu heard the failure status
+    assert _stored(node.inbox) == []
+    refusals = [r.getMessage() for r in caplog.records if "refused an instance" in r.getMessage()]
+    assert len(refusals) == 2 and all(f"0x{DOES_NOT_MATCH:04X}" in m for m in refusals)
+    assert all("its header claims" in m for m in refusals)
+    assert _call("echoscu", node.port).returncode == 0
+    (good := tmp_path / "good").mkdir()
+    for n, data in enumerate(files[10:14]):
+        (good / f"{n}.dcm").write_bytes(data)
+    assert _call("storescu", node.port, "+sd", str(good)).returncode == 0
+    assert len(_stored(node.inbox)) == 4
 
 
 def test_a_failed_write_answers_out_of_resources(

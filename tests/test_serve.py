@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -55,6 +56,7 @@ from lvo_triage.service.delivery import (
 )
 from lvo_triage.service.serve import Service
 from lvo_triage.service.telemetry import Metrics
+from tests.fuzz_dicom import Template, with_value, write_study
 
 DCMTK_BIN = Path("/usr/bin")  # Debian's dcmtk; never the pynetdicom commands on PATH
 ORTHANC = Path("/usr/sbin/Orthanc")  # Debian's orthanc package
@@ -311,6 +313,42 @@ def test_serve_triages_a_study_and_stores_its_sr_and_key_image_in_the_pacs(
     assert "delivered to ORTHANC" in log
     patient = pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True)
     assert str(patient.PatientName) not in log and str(patient.PatientID) not in log
+
+
+def test_serve_refuses_a_damaged_file_and_triages_the_next_study(
+    fast_study: Path, tmp_path: Path, bundled_model: Path
+) -> None:
+    """A file whose header lies (Rows 65535) is refused with a failure status; an image whose
+    file is unreadable in INBOX is quarantined; the node still answers C-ECHO and the next
+    study is triaged."""
+    template = Template.from_folder(fast_study)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    lying = with_value(template.copy(1)[5], 0x00280010, struct.pack("<H", 65535))
+    (damaged / "lying.dcm").write_bytes(lying)
+    clean = tmp_path / "clean"
+    write_study(clean, template.copy(2))
+    uid = template.uid(template.study_uid, 2)
+    command = [str(_dcmtk("storescu")), "-aet", "TESTSCU", "-aec", "LVO_TRIAGE", "127.0.0.1"]
+    with _serve(tmp_path) as served:
+        refused = subprocess.run([*command, str(served.port), str(damaged / "lying.dcm")])
+        assert refused.returncode != 0  # storescu heard the failure status
+        (served.inbox / "byhand.dcm").write_bytes(template.copy(3)[7][:3000])
+        echo = subprocess.run([str(_dcmtk("echoscu")), "-aec", "LVO_TRIAGE", "127.0.0.1",
+                               str(served.port)])  # fmt: skip
+        assert echo.returncode == 0
+        _send(served.port, clean)
+        result_json = served.out / uid / "result.json"
+        _wait_for("result.json", result_json.exists, 60, served.log)
+        assert json.loads(result_json.read_text())["status"] == "ok"
+        reason = served.inbox / ".quarantine" / "byhand.dcm.reason.txt"
+        _wait_for("the unreadable file quarantined", reason.exists, 30, served.log)
+        assert served.get("/health")[0] == 200
+        assert served.stop() == 0
+    log = served.log_text()
+    assert "refused an instance" in log and "its header claims" in log
+    assert "Traceback" not in log
+    assert not list(served.inbox.rglob("lying*"))
 
 
 class _Receiver(BaseHTTPRequestHandler):

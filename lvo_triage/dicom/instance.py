@@ -324,6 +324,7 @@ def _read_header(path: Path, fast: bool, limits: LimitsSettings, data: bytes | N
     ds: Dataset | None = None
     if scanned is not None and scanned.values.get("SOPClassUID") != DICOMDIR_CLASS:
         values, syntax = scanned.values, scanned.transfer_syntax
+        _check_claims(values, limits)
         if scanned.pixel_offset is not None:
             _check_encoding(values, syntax, scanned.pixel_length)
         offset = scanned.pixel_offset if syntax in NATIVE_SYNTAXES else None
@@ -341,7 +342,7 @@ def _read_header(path: Path, fast: bool, limits: LimitsSettings, data: bytes | N
             raise UnreadableFile("DICOMDIR index, not an image")
         values, offset = _dataset_values(ds), None
         syntax = syntax_of(ds)
-    _check_claims(values, limits)
+        _check_claims(values, limits)
     base = _instance(path, values, syntax, offset)
     study, series = values.get("StudyInstanceUID", ""), values.get("SeriesInstanceUID", "")
     if not (base.sop_instance_uid and study and series):
