@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,18 @@ from lvo_triage.result import Status
 from tests.fuzz_dicom import Template, damaged_study, write_study
 
 PER_FOLDER = 20  # damaged studies in one folder, beside one undamaged copy
+HANG_S = 600  # one folder takes about 10 s: ten minutes is a hang
 FINE = {"ok", "not_analyzable"}
+
+
+@pytest.fixture(autouse=True)
+def _alarm_fails_the_test() -> Iterator[None]:
+    def hang(signum: int, frame: object) -> None:
+        raise TimeoutError(f"one folder took over {HANG_S} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    yield
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +92,11 @@ def _fuzz_run(
         folder = tmp_path / f"fuzz{seed}"
         damaged, clean = _write_folder(template, folder, seed, PER_FOLDER)
         caplog.clear()
-        rc = main(["run", str(folder), "--json"])
+        signal.alarm(HANG_S)  # a hang fails the test instead of stalling CI
+        try:
+            rc = main(["run", str(folder), "--json"])
+        finally:
+            signal.alarm(0)
         lines = capsys.readouterr().out.splitlines()
         results = [json.loads(line) for line in lines]
         by_uid = Counter(r["study_instance_uid"] for r in results)

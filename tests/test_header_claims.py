@@ -174,5 +174,6 @@ def test_a_tiny_file_claiming_to_be_huge_is_refused_before_any_allocation(
     rc, peak = _peak_rss_mb(["run", str(huge), "--json"])
     rc_plain, reference = _peak_rss_mb(["run", str(plain), "--json"])
     assert rc == 0 and rc_plain == 0
+    print(f"\npeak RSS: {peak:.0f} MB on the lying file, {reference:.0f} MB on a junk file")
     # the same process with a junk file instead: what start-up and the model take
     assert peak <= reference + 64, (peak, reference)
