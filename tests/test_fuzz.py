@@ -140,7 +140,8 @@ def test_two_thousand_damaged_studies_through_run(
 ) -> None:
     outcomes = _fuzz_run(template, reference, tmp_path, range(101, 201), capsys, caplog)
     assert sum(outcomes.values()) == 100 * PER_FOLDER
-    print(f"2000 damaged studies through run: {dict(outcomes)}", file=sys.stderr)
+    with capsys.disabled():  # the figure for the README, in the test log
+        print(f"\n2000 damaged studies through run: {dict(outcomes)}")
     assert outcomes["ok"] >= 0.8 * sum(outcomes.values()), outcomes
 
 
@@ -231,8 +232,9 @@ def test_damaged_studies_through_a_live_watch(
 
 @pytest.mark.slow
 def test_two_hundred_damaged_studies_through_a_live_watch(
-    template: Template, reference: float, tmp_path: Path
+    template: Template, reference: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     outcomes = _fuzz_watch(template, reference, tmp_path, range(301, 311), timeout_s=1200)
     assert sum(outcomes.values()) == 10 * PER_FOLDER
-    print(f"200 damaged studies through watch: {dict(outcomes)}", file=sys.stderr)
+    with capsys.disabled():
+        print(f"\n200 damaged studies through watch: {dict(outcomes)}")

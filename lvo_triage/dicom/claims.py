@@ -31,6 +31,10 @@ IMAGE_TAGS = (
     "PixelSpacing",
 )
 DAMAGED = "the file is damaged or was exported wrongly"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+# Type 1 in every CT Image Storage instance (the Image Plane module): without them a slice
+# cannot be placed, and its series would look like several acquisitions.
+CT_PLANE_TAGS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 
 
 def _lie(claim: str) -> UnreadableFile:
@@ -79,6 +83,16 @@ def decoded_bytes(values: dict[str, str]) -> int:
     samples = _count(values, "SamplesPerPixel", 1)
     bits = _count(values, "BitsAllocated", 16)
     return (rows * columns * frames * samples * bits + 7) // 8
+
+
+def check_required(values: dict[str, str]) -> None:
+    """A CT image says where its slice lies (a damaged header may lose it)."""
+    if values.get("SOPClassUID") != CT_IMAGE:
+        return
+    missing = [name for name in CT_PLANE_TAGS if not values.get(name, "").strip()]
+    if missing:
+        msg = f"it is a CT image without {' or '.join(missing)}: {DAMAGED}"
+        raise UnreadableFile(msg)
 
 
 def check_image(values: dict[str, str], *, max_bytes: int) -> None:

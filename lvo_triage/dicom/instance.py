@@ -21,6 +21,7 @@ from lvo_triage.dicom.claims import (
     MAX_FRAMES,
     check_geometry,
     check_image,
+    check_required,
     check_stored_length,
     has_image,
 )
@@ -298,6 +299,7 @@ def _check_encoding(values: dict[str, str], syntax: str, pixel_length: int) -> N
 
 
 def _check_claims(values: dict[str, str], limits: LimitsSettings) -> None:
+    check_required(values)
     if has_image(values):
         check_image(values, max_bytes=limits.max_image_bytes)
     check_geometry(
