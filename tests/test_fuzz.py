@@ -117,31 +117,26 @@ def _fuzz_run(
     return outcomes
 
 
+@pytest.mark.parametrize(
+    "seeds",
+    [
+        pytest.param(range(1, 6), id="100-studies"),
+        pytest.param(range(101, 201), id="2000-studies", marks=pytest.mark.slow),
+    ],
+)
 def test_damaged_studies_through_run(
     template: Template,
     reference: float,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    seeds: range,
 ) -> None:
-    outcomes = _fuzz_run(template, reference, tmp_path, range(1, 6), capsys, caplog)
-    assert sum(outcomes.values()) == 5 * PER_FOLDER
-    # a few damaged files rarely cost the study: the rest of the series is still analysed
-    assert outcomes["ok"] >= 0.8 * sum(outcomes.values()), outcomes
-
-
-@pytest.mark.slow
-def test_two_thousand_damaged_studies_through_run(
-    template: Template,
-    reference: float,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    outcomes = _fuzz_run(template, reference, tmp_path, range(101, 201), capsys, caplog)
-    assert sum(outcomes.values()) == 100 * PER_FOLDER
+    outcomes = _fuzz_run(template, reference, tmp_path, seeds, capsys, caplog)
+    assert sum(outcomes.values()) == len(seeds) * PER_FOLDER
     with capsys.disabled():  # the figure for the README, in the test log
-        print(f"\n2000 damaged studies through run: {dict(outcomes)}")
+        print(f"\n{len(seeds) * PER_FOLDER} damaged studies through run: {dict(outcomes)}")
+    # a few damaged files rarely cost the study: the rest of the series is still analysed
     assert outcomes["ok"] >= 0.8 * sum(outcomes.values()), outcomes
 
 
@@ -223,18 +218,23 @@ def _fuzz_watch(
     return outcomes
 
 
+@pytest.mark.parametrize(
+    "seeds",
+    [
+        pytest.param(range(11, 12), id="20-studies"),
+        pytest.param(range(301, 311), id="200-studies", marks=pytest.mark.slow),
+    ],
+)
 def test_damaged_studies_through_a_live_watch(
-    template: Template, reference: float, tmp_path: Path
+    template: Template,
+    reference: float,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    seeds: range,
 ) -> None:
-    outcomes = _fuzz_watch(template, reference, tmp_path, range(11, 12), timeout_s=240)
-    assert sum(outcomes.values()) == PER_FOLDER
-
-
-@pytest.mark.slow
-def test_two_hundred_damaged_studies_through_a_live_watch(
-    template: Template, reference: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    outcomes = _fuzz_watch(template, reference, tmp_path, range(301, 311), timeout_s=1200)
-    assert sum(outcomes.values()) == 10 * PER_FOLDER
+    outcomes = _fuzz_watch(
+        template, reference, tmp_path, seeds, timeout_s=max(240, 120 * len(seeds))
+    )
+    assert sum(outcomes.values()) == len(seeds) * PER_FOLDER
     with capsys.disabled():
-        print(f"\n200 damaged studies through watch: {dict(outcomes)}")
+        print(f"\n{len(seeds) * PER_FOLDER} damaged studies through watch: {dict(outcomes)}")

@@ -10,7 +10,6 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,9 @@ from lvo_triage.pipeline import Engine
 from lvo_triage.result import Status
 from lvo_triage.service import watch
 from lvo_triage.service.inbox import safe_name
-from lvo_triage.service.watch import MAX_CRASHES, Watcher
+from lvo_triage.service.watch import MAX_CRASHES
 from tests.fuzz_dicom import Template, write_study
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.test_watch import _run_until, _wait_for, _watcher
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +32,6 @@ def engine(bundled_model: Path) -> Engine:
 @pytest.fixture(scope="module")
 def template(fast_study: Path) -> Template:
     return Template.from_folder(fast_study)
-
-
-def _watcher(tmp_path: Path, engine: Engine) -> tuple[Watcher, Clock]:
-    clock = Clock()
-    return Watcher(tmp_path / "inbox", tmp_path / "out", engine, clock=clock), clock
-
-
-def _run_until(watcher: Watcher, clock: Clock, seconds: float) -> list:  # type: ignore[type-arg]
-    results = []
-    end = clock.now + seconds
-    while clock.now < end:
-        results += watcher.step()
-        clock.now += 0.25
-    return results
 
 
 def _result(out: Path, uid: str) -> dict[str, object]:
@@ -164,15 +142,6 @@ pipeline.triage_study = dying
 from lvo_triage.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-
-
-def _wait_for(condition: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_study_that_kills_the_watcher_cannot_make_it_loop(
