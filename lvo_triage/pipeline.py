@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lvo_triage.asymmetry import vessel_asymmetry
 from lvo_triage.config import Settings
 from lvo_triage.dicom.discover import Discovery, Study, discover
 from lvo_triage.dicom.select import NotAnalyzableWithSeries, Selection, select_series
@@ -121,6 +122,7 @@ def triage_study(
             result.lvo_suspected = prediction.p_lvo >= engine.detector.threshold
             result.side = Side.LEFT if prediction.p_left >= 0.5 else Side.RIGHT
             result.site = prediction.site
+            result.vessel_asymmetry = vessel_asymmetry(batch, engine.preprocessor.spec)
     except NotAnalyzableWithSeries as exc:
         result.series_considered = exc.considered
         result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
@@ -142,6 +144,7 @@ def write_key_image(
         probability=result.probability,
         site=result.site,
         threshold=result.threshold,
+        asymmetry=result.vessel_asymmetry,
     )
     write_atomic(study_folder(out, result, source) / KEY_IMAGE, png)
     result.key_image = KEY_IMAGE

@@ -73,6 +73,27 @@ class ModelInfo:
         }
 
 
+@dataclass(frozen=True)
+class VesselAsymmetry:
+    """The ``vessel_asymmetry`` block: the non-learned second opinion (``asymmetry.py``).
+    ``score`` in [0, 1] (0: both MCA territories hold as many opacified vessel voxels);
+    ``hemisphere``: the patient's side with fewer; the vessel volume counted on each side."""
+
+    score: float
+    hemisphere: Side
+    left_ml: float
+    right_ml: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "hemisphere": self.hemisphere.value,
+            "left_ml": self.left_ml,
+            "right_ml": self.right_ml,
+            "method": "opacified vessel voxels per MCA territory, not learned",
+        }
+
+
 @dataclass
 class TriageResult:
     """One study's answer. Build it with :func:`TriageResult.ok` or :func:`TriageResult.failed`."""
@@ -91,6 +112,7 @@ class TriageResult:
     site: str | None = None
     key_image: str | None = None
     supersedes: str | None = None
+    vessel_asymmetry: VesselAsymmetry | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     series_considered: list[SeriesConsidered] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -119,6 +141,9 @@ class TriageResult:
             "site": self.site if (ok and self.lvo_suspected) else None,
             "key_image": self.key_image,
             "supersedes": self.supersedes,
+            "vessel_asymmetry": (
+                self.vessel_asymmetry.to_dict() if ok and self.vessel_asymmetry else None
+            ),
             "model": self.model.to_dict(),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "series_considered": [s.to_dict() for s in self.series_considered],

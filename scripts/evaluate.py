@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lvo_triage.config import Settings
-from lvo_triage.metrics import summarise
+from lvo_triage.metrics import bootstrap_ci, roc_auc, summarise
 from lvo_triage.model_card import card_path
 from lvo_triage.train.seeds import OUT_OF_RANGE_BASE, SITE_BASE, TEST_BASE, split_of
 
@@ -62,6 +62,7 @@ def _case(job: tuple[int, bool, bool, bool, str | None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lvo-eval-") as tmp:
         write_study(spec, Path(tmp), fast=fast)
         (result,) = triage_path(_engine, Path(tmp))
+    second = result.vessel_asymmetry
     return {
         "seed": seed,
         "lvo": int(spec.lvo),
@@ -71,6 +72,8 @@ def _case(job: tuple[int, bool, bool, bool, str | None]) -> dict[str, Any]:
         "reason": result.reason,
         "p_lvo": result.probability,
         "side_pred": result.side.value if result.side else "",
+        "asymmetry": second.score if second is not None else None,
+        "asymmetry_side": second.hemisphere.value if second is not None else "",
         "total_ms": result.timings_ms.get("total"),
         "factors": list(spec.out_of_range),
     }
@@ -89,7 +92,25 @@ def _figures(rows: list[dict[str, Any]], threshold: float, *, ci: bool = True) -
         site=np.array([r["site"] for r in rows]),
         rounds=2000 if ci else 10,
     )
+    out["baseline"] = _baseline(rows, lvo, rounds=2000 if ci else 10)
     return out if ci else {k: v for k, v in out.items() if not k.endswith("_ci95")}
+
+
+def _baseline(rows: list[dict[str, Any]], lvo: np.ndarray, *, rounds: int) -> dict[str, Any]:
+    """The non-learned vessel-asymmetry score on the same cases: its AUC (with a bootstrap
+    interval) and how often its poorer hemisphere is the LVO's side."""
+    score = np.array([r["asymmetry"] for r in rows], dtype=np.float64)
+    auc = roc_auc(lvo, score)
+    lo, hi = bootstrap_ci(lambda i: roc_auc(lvo[i], score[i]), len(rows), rounds=rounds)
+    sided = [r for r in rows if r["lvo"] and r["side"]]
+    return {
+        "name": "vessel asymmetry per MCA territory (not learned)",
+        "auc": round(auc, 4),
+        "auc_ci95": [round(lo, 4), round(hi, 4)],
+        "side_accuracy_lvo": round(
+            sum(r["asymmetry_side"] == r["side"] for r in sided) / max(1, len(sided)), 4
+        ),
+    }
 
 
 def _which_set(out_of_range: bool, site: str | None) -> tuple[int, str, str]:

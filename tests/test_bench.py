@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -191,6 +192,14 @@ def test_report_md_numbers_equal_metrics_json(report: Path) -> None:
     for reason, count in m["not_analysable"]["by_reason"].items():
         assert rows[reason] == [str(count)]
     assert "![ROC curve with the operating point](roc.png)" in text
+    base = m["baseline"]
+    assert rows["AUC, the baseline"][:3] == [
+        _num(base["auc"]["value"]),
+        *(_num(v) for v in base["auc"]["ci95"]),
+    ]
+    assert rows["the model's AUC minus the baseline's"][0] == _num(
+        base["model_auc_minus_baseline"]["value"]
+    )
 
 
 def test_report_html_has_the_banner_tables_and_plots(report: Path) -> None:
@@ -333,3 +342,28 @@ def test_figures_on_known_outcomes() -> None:
         "numerator": 0,
         "denominator": 0,
     }
+
+
+def test_the_baseline_beside_the_model_on_known_outcomes() -> None:
+    outcomes = [
+        dataclasses.replace(_outcome("a", True, 0.9, "left"), asymmetry=0.4, asymmetry_side="left"),
+        dataclasses.replace(_outcome("b", True, 0.7), asymmetry=0.1, asymmetry_side="right"),
+        dataclasses.replace(_outcome("c", False, 0.2), asymmetry=0.2, asymmetry_side="left"),
+        dataclasses.replace(_outcome("d", False, 0.1), asymmetry=0.05, asymmetry_side="left"),
+        _outcome("e", True, None),
+    ]
+    info = RunInfo(
+        dataset_name="x",
+        model=ModelInfo(name="m", version="1", sha256="0" * 64, provider="CPU"),
+        threshold=0.5,
+        wall_s=1.0,
+        startup_s=0.1,
+        peak_rss_mb=100.0,
+    )
+    base = bench_metrics(outcomes, info, rounds=100)["baseline"]
+    assert base["n"] == 4
+    assert base["auc"]["value"] == 0.75  # 3 of the 4 LVO / no-LVO pairs in order
+    assert base["model_auc_minus_baseline"]["value"] == 0.25  # the model orders all 4
+    assert base["side_accuracy_lvo"] == {"n": 2, "correct": 1, "accuracy": 0.5}
+    lo, hi = base["auc"]["ci95"]
+    assert 0.0 <= lo <= 0.75 <= hi <= 1.0

@@ -15,7 +15,7 @@ STAGES = {"discover", "load", "preprocess", "inference", "postprocess", "emit", 
 FIELDS = {
     "schema", "status", "reason", "study_instance_uid", "series_instance_uid", "accession_number",
     "lvo_suspected", "priority", "probability", "threshold", "side", "model", "timings_ms",
-    "series_considered", "warnings", "started_at", "finished_at",
+    "series_considered", "warnings", "started_at", "finished_at", "vessel_asymmetry",
 }  # fmt: skip
 EXTENSIONS = {"site", "key_image", "supersedes"}  # additive to CONTRACT.md's v1 document (README)
 
@@ -55,6 +55,9 @@ def test_run_json_is_contract_conformant(
     timing = [json.loads(x) for x in (out / "timing.jsonl").read_text().splitlines()]
     assert timing[0]["study_instance_uid"] == doc["study_instance_uid"]
     assert set(timing[0]["timings_ms"]) >= STAGES
+    second = doc["vessel_asymmetry"]  # the non-learned second opinion: left M1 occluded
+    assert second["hemisphere"] == "left" and 0.0 < second["score"] <= 1.0
+    assert second["left_ml"] < second["right_ml"]
     log_text = proc.stderr + (out / "timing.jsonl").read_text()
     assert "PHANTOM" not in log_text  # no patient name in logs or the timing log
 

@@ -30,7 +30,8 @@ class CaseOutcome:
 
     ``status`` is a :class:`Status` value (``ok``, ``not_analyzable``, ``error``); ``reason`` says
     why for anything but ``ok``. ``side`` is the predicted side, given only when an LVO is
-    suspected (as in the result document).
+    suspected (as in the result document); ``asymmetry`` and ``asymmetry_side`` are the
+    non-learned baseline's score and the hemisphere with fewer vessels.
     """
 
     case_id: str
@@ -42,6 +43,8 @@ class CaseOutcome:
     probability: float | None = None
     lvo_suspected: bool | None = None
     side: str | None = None
+    asymmetry: float | None = None
+    asymmetry_side: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -99,6 +102,7 @@ def run_case(engine: Engine, case: LabelledCase) -> CaseOutcome:
     (result,) = results
     ok = result.status is Status.OK
     suspected = bool(result.lvo_suspected) if ok else None
+    second = result.vessel_asymmetry if ok else None
     return CaseOutcome(
         case_id=case.case_id,
         lvo=case.lvo,
@@ -109,6 +113,8 @@ def run_case(engine: Engine, case: LabelledCase) -> CaseOutcome:
         probability=result.probability if ok else None,
         lvo_suspected=suspected,
         side=result.side.value if (suspected and result.side is not None) else None,
+        asymmetry=second.score if second is not None else None,
+        asymmetry_side=second.hemisphere.value if second is not None else None,
         timings_ms=dict(result.timings_ms),
     )
 

@@ -81,6 +81,7 @@ def bench_metrics(
         },
         "not_analysable": _not_analysable(outcomes),
         "accuracy": _accuracy(ok, rounds=rounds, seed=seed),
+        "baseline": _baseline(ok, rounds=rounds, seed=seed),
         "latency_ms": _latency(ok),
         "throughput": {
             "studies": n,
@@ -164,6 +165,39 @@ def _accuracy(ok: Sequence[CaseOutcome], *, rounds: int, seed: int) -> dict[str,
         "sensitivity_by_side": _by_label(ok, "side_label", SIDE_ORDER),
         "side_accuracy_true_positives": _side_accuracy(ok),
     }
+
+
+def _baseline(ok: Sequence[CaseOutcome], *, rounds: int, seed: int) -> dict[str, Any]:
+    """The non-learned second opinion (vessel asymmetry) on the same cases, beside the model: its
+    AUC, the model's AUC minus it (positive: the model is better), and how often its hemisphere
+    with fewer vessels is the labelled side of an LVO. It has no operating point."""
+    rated = [o for o in ok if o.asymmetry is not None and o.probability is not None]
+    y = np.array([o.lvo for o in rated], dtype=bool)
+    a = np.array([o.asymmetry for o in rated], dtype=np.float64)
+    p = np.array([o.probability for o in rated], dtype=np.float64)
+    sided = [o for o in rated if o.lvo and o.side_label is not None]
+    correct = sum(o.asymmetry_side == o.side_label for o in sided)
+    out: dict[str, Any] = {
+        "name": "vessel asymmetry per MCA territory (not learned)",
+        "n": len(rated),
+        "auc": {"value": None, "ci95": None},
+        "model_auc_minus_baseline": {"value": None, "ci95": None},
+        "side_accuracy_lvo": {
+            "n": len(sided),
+            "correct": correct,
+            "accuracy": round(correct / len(sided), DIGITS) if sided else None,
+        },
+    }
+    if y.any() and (~y).any():
+        out["auc"] = {
+            "value": round(roc_auc(y, a), DIGITS),
+            "ci95": _ci(lambda i: roc_auc(y[i], a[i]), len(y), rounds, seed),
+        }
+        out["model_auc_minus_baseline"] = {
+            "value": round(roc_auc(y, p) - roc_auc(y, a), DIGITS),
+            "ci95": _ci(lambda i: roc_auc(y[i], p[i]) - roc_auc(y[i], a[i]), len(y), rounds, seed),
+        }
+    return out
 
 
 def _roc_curve(y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:

@@ -70,6 +70,7 @@ def sections(metrics: Mapping[str, Any]) -> list[Section]:
     return [
         _run_section(metrics),
         _accuracy_section(metrics),
+        _baseline_section(metrics),
         _subgroup_section(metrics),
         _not_analysable_section(metrics),
         _latency_section(metrics),
@@ -129,6 +130,33 @@ def _accuracy_section(metrics: Mapping[str, Any]) -> Section:
             confusion,
         ],
         images=[("ROC curve with the operating point", ROC_PNG)],
+    )
+
+
+def _baseline_section(metrics: Mapping[str, Any]) -> Section:
+    base, acc = metrics["baseline"], metrics["accuracy"]
+    side = base["side_accuracy_lvo"]
+    rows = [
+        ("AUC, the model", number(acc["auc"]["value"]), *_ci(acc["auc"]["ci95"])),
+        ("AUC, the baseline", number(base["auc"]["value"]), *_ci(base["auc"]["ci95"])),
+        (
+            "the model's AUC minus the baseline's",
+            number(base["model_auc_minus_baseline"]["value"]),
+            *_ci(base["model_auc_minus_baseline"]["ci95"]),
+        ),
+    ]
+    text = [
+        f"The non-learned second opinion, {base['name']}, on the same {base['n']} analysable "
+        "studies: it counts the contrast-filled vessel voxels of each hemisphere's MCA territory "
+        "and scores their asymmetry (`vessel_asymmetry` in each result). A model that does not "
+        "beat it has learned its training data rather than the disease.",
+        f"Its hemisphere with fewer vessels is the labelled side in {side['correct']} of "
+        f"{side['n']} LVO studies ({number(side['accuracy'])}).",
+    ]
+    return Section(
+        title="Beside a non-learned baseline",
+        text=text,
+        tables=[Table(("Figure", "Value", "95% CI low", "95% CI high"), rows)],
     )
 
 

@@ -42,6 +42,8 @@ CASE_COLUMNS = (
     "probability",
     "lvo_suspected",
     "side_predicted",
+    "asymmetry",
+    "asymmetry_side",
 )
 
 
@@ -147,6 +149,8 @@ def cases_csv(outcomes: Sequence[CaseOutcome]) -> str:
                 "" if o.probability is None else f"{o.probability:.6f}",
                 _flag(o.lvo_suspected),
                 o.side or "",
+                "" if o.asymmetry is None else f"{o.asymmetry:.4f}",
+                o.asymmetry_side or "",
                 *(f"{o.timings_ms[name]:.3f}" if name in o.timings_ms else "" for name in stages),
             ]
         )

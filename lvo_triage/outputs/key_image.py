@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lvo_triage.model_card import InputSpec
 from lvo_triage.preprocess import ARTERIAL_BOX, BONE_LEVEL
-from lvo_triage.result import Side
+from lvo_triage.result import Side, VesselAsymmetry
 
 TARGET_WIDTH_PX = 384  # the image is scaled up by a whole factor to about this width
 DISPLAY_HU = (-50.0, 450.0)  # grey window: brain dark grey, contrast-filled arteries bright
@@ -41,12 +41,14 @@ def key_image_png(
     probability: float | None,
     site: str | None,
     threshold: float,
+    asymmetry: VesselAsymmetry | None = None,
 ) -> bytes:
     """The key image of one study as RGB PNG bytes (the same bytes for the same arguments).
 
     ``batch`` is the model input, float32 of shape ``(1, 1, *spec.shape)`` in [0, 1]. ``side`` is
     marked only when ``lvo_suspected`` is True; ``lvo_suspected=None`` means the model could not
-    judge the study. ``site`` (e.g. ``"M1"``) is shown when an LVO is suspected.
+    judge the study. ``site`` (e.g. ``"M1"``) is shown when an LVO is suspected; ``asymmetry``
+    (the non-learned second opinion) is shown beside the threshold.
     """
     mip = mca_mip(batch, spec)
     scale = max(1, round(TARGET_WIDTH_PX / mip.shape[0]))
@@ -65,6 +67,7 @@ def key_image_png(
         probability=probability,
         site=site,
         threshold=threshold,
+        asymmetry=asymmetry,
     )
     banner = _banner(lines, width)
     page = Image.new("RGB", (width, banner.height + height), (0, 0, 0))
@@ -104,8 +107,10 @@ def banner_lines(
     probability: float | None,
     site: str | None,
     threshold: float,
+    asymmetry: VesselAsymmetry | None = None,
 ) -> tuple[str, str, str]:
-    """The banner's three lines: the decision, the site and threshold, the intended-use notice."""
+    """The banner's three lines: the decision, the site, threshold and second opinion, the
+    intended-use notice."""
     p = "" if probability is None else f"  p={probability:.2f}"
     if lvo_suspected is None:
         headline = f"Cannot judge - look yourself{p}"
@@ -117,6 +122,9 @@ def banner_lines(
     detail = f"threshold p >= {threshold:.2f}"
     if lvo_suspected and site:
         detail = f"suspected site {site} - {detail}"
+    if asymmetry is not None:
+        fewer = asymmetry.hemisphere.value.upper()
+        detail = f"{detail} - vessel asymmetry {asymmetry.score:.2f}, fewer {fewer}"
     return headline, detail, NOT_FOR_CLINICAL_USE
 
 
