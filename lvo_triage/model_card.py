@@ -92,6 +92,17 @@ class ModelCard:
     input: InputSpec
     raw: dict[str, Any]
 
+    @property
+    def input_ranges(self) -> dict[str, tuple[float, float]]:
+        """What the model's training studies measured (``input_ranges.py``): name: (low, high);
+        empty for a card written before the ranges were measured."""
+        ranges = self.raw.get("input_ranges") or {}
+        return {
+            name: (float(v[0]), float(v[1]))
+            for name, v in ranges.get("ranges", {}).items()
+            if isinstance(v, list | tuple) and len(v) == 2
+        }
+
     @classmethod
     def load(cls, model_path: Path) -> ModelCard:
         path = card_path(model_path)

@@ -19,6 +19,7 @@ from lvo_triage.dicom.select import NotAnalyzableWithSeries, Selection, select_s
 from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.inference import Detector
+from lvo_triage.input_ranges import measure, outside
 from lvo_triage.outputs.files import write_atomic
 from lvo_triage.outputs.key_image import key_image_png
 from lvo_triage.outputs.result_json import study_folder, write_result
@@ -91,14 +92,19 @@ def _first_usable(
                     max_volume_mb=engine.settings.limits.max_volume_mb,
                 )
             with timer.stage("preprocess"):
-                batch = engine.preprocessor(volume)
-                require_contrast(batch, engine.preprocessor.spec, rules.min_arterial_hu)
+                batch, pose = engine.preprocessor.prepare(volume)
+                peak = require_contrast(batch, engine.preprocessor.spec, rules.min_arterial_hu)
         except NotAnalyzable as exc:
             selection.failed(index, exc.reason)
             continue
         result.series_considered = selection.report(index)
         result.series_instance_uid = series.uid
         result.warnings.extend(warnings)
+        with timer.stage("postprocess"):
+            stats = measure(volume, peak_hu=peak, pose=pose)
+            for short, sentence in outside(stats, engine.detector.card.input_ranges):
+                result.cautions.append(short)
+                result.warnings.append(sentence)
         return batch
     first = selection.failures[selection.candidates[0]]
     raise NotAnalyzableWithSeries(first, selection.report(None))
@@ -145,6 +151,7 @@ def write_key_image(
         site=result.site,
         threshold=result.threshold,
         asymmetry=result.vessel_asymmetry,
+        cautions=result.cautions,
     )
     write_atomic(study_folder(out, result, source) / KEY_IMAGE, png)
     result.key_image = KEY_IMAGE

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from lvo_triage.dicom.volume_types import LPS_TO_RAS, Volume
 from lvo_triage.errors import NotAnalyzable
-from lvo_triage.midline import align_midline
+from lvo_triage.midline import MidlinePose, align_midline
 from lvo_triage.model_card import InputSpec
 
 MIN_HEAD_VOXELS = 1000
@@ -107,6 +107,11 @@ class Preprocessor:
 
     def __call__(self, volume: Volume) -> np.ndarray:
         """The model input, float32 of shape ``(1, 1, *spec.shape)``."""
+        return self.prepare(volume)[0]
+
+    def prepare(self, volume: Volume) -> tuple[np.ndarray, MidlinePose | None]:
+        """The model input, and the head pose the mid-sagittal alignment undid (None when the
+        model card does not align)."""
         data, affine = in_memory_order(volume.hu, volume.affine)
         count, box = head_box(data, self.spec.foreground_hu)
         if count < MIN_HEAD_VOXELS:
@@ -125,9 +130,9 @@ class Preprocessor:
         image = self._fit(image)
         array = np.asarray(image.as_tensor() if isinstance(image, MetaTensor) else image)
         batch = array[None].astype(np.float32, copy=False)
-        if self.spec.align_midline:
-            batch, _ = align_midline(batch, self.spec.spacing_mm)
-        return batch
+        if not self.spec.align_midline:
+            return batch, None
+        return align_midline(batch, self.spec.spacing_mm)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

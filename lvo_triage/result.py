@@ -117,6 +117,9 @@ class TriageResult:
     series_considered: list[SeriesConsidered] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     finished_at: str | None = None
+    # what the study measured outside the model's training ranges (short names, for the key
+    # image; the warnings say it in full): not a field of the document
+    cautions: list[str] = field(default_factory=list)
 
     @property
     def priority(self) -> Priority:

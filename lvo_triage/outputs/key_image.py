@@ -13,6 +13,7 @@ patient's left (index 0) to the right, Y from posterior to anterior, Z from infe
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -42,13 +43,15 @@ def key_image_png(
     site: str | None,
     threshold: float,
     asymmetry: VesselAsymmetry | None = None,
+    cautions: Sequence[str] = (),
 ) -> bytes:
     """The key image of one study as RGB PNG bytes (the same bytes for the same arguments).
 
     ``batch`` is the model input, float32 of shape ``(1, 1, *spec.shape)`` in [0, 1]. ``side`` is
     marked only when ``lvo_suspected`` is True; ``lvo_suspected=None`` means the model could not
     judge the study. ``site`` (e.g. ``"M1"``) is shown when an LVO is suspected; ``asymmetry``
-    (the non-learned second opinion) is shown beside the threshold.
+    (the non-learned second opinion) is shown beside the threshold; ``cautions`` (what the study
+    measured outside the model's training ranges) make a caution line.
     """
     mip = mca_mip(batch, spec)
     scale = max(1, round(TARGET_WIDTH_PX / mip.shape[0]))
@@ -68,6 +71,7 @@ def key_image_png(
         site=site,
         threshold=threshold,
         asymmetry=asymmetry,
+        cautions=cautions,
     )
     banner = _banner(lines, width)
     page = Image.new("RGB", (width, banner.height + height), (0, 0, 0))
@@ -108,9 +112,10 @@ def banner_lines(
     site: str | None,
     threshold: float,
     asymmetry: VesselAsymmetry | None = None,
-) -> tuple[str, str, str]:
-    """The banner's three lines: the decision, the site, threshold and second opinion, the
-    intended-use notice."""
+    cautions: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """The banner's lines: the decision; the site, threshold and second opinion; a caution when
+    the study lies outside the model's training ranges; the intended-use notice."""
     p = "" if probability is None else f"  p={probability:.2f}"
     if lvo_suspected is None:
         headline = f"Cannot judge - look yourself{p}"
@@ -125,6 +130,9 @@ def banner_lines(
     if asymmetry is not None:
         fewer = asymmetry.hemisphere.value.upper()
         detail = f"{detail} - vessel asymmetry {asymmetry.score:.2f}, fewer {fewer}"
+    if cautions:
+        caution = f"CAUTION: outside the training range ({', '.join(cautions)})"
+        return headline, detail, caution, NOT_FOR_CLINICAL_USE
     return headline, detail, NOT_FOR_CLINICAL_USE
 
 
@@ -182,9 +190,10 @@ def _orientation_letters(draw: ImageDraw.ImageDraw, width: int, height: int) -> 
         )
 
 
-def _banner(lines: tuple[str, str, str], width: int) -> Image.Image:
-    """Black strip, white text: the headline larger, each line shrunk until it fits."""
-    sizes = (max(16, width // 18), max(12, width // 25), max(12, width // 25))
+def _banner(lines: tuple[str, ...], width: int) -> Image.Image:
+    """Black strip, white text: the headline larger, each line shrunk until it fits; a caution
+    line in the marker colour."""
+    sizes = [max(16, width // 18)] + [max(12, width // 25)] * (len(lines) - 1)
     rendered: list[tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont]] = []
     for text, size in zip(lines, sizes, strict=True):
         font = _font(size)
@@ -197,6 +206,7 @@ def _banner(lines: tuple[str, str, str], width: int) -> Image.Image:
     draw = ImageDraw.Draw(banner)
     y = PAD_PX
     for (text, font), h in zip(rendered, heights, strict=True):
-        draw.text((PAD_PX, y), text, fill=(255, 255, 255), font=font)
+        colour = MARKER_RGB if text.startswith("CAUTION") else (255, 255, 255)
+        draw.text((PAD_PX, y), text, fill=colour, font=font)
         y += h
     return banner
