@@ -180,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
         default="dicom",
         help="a DICOM folder per case, or one OUT/<case_id>.nii.gz per case (default dicom)",
     )
+    synth.add_argument(
+        "--family",
+        choices=("a", "b"),
+        default="a",
+        help="phantom family: a (lvo_triage/synth, what the bundled model was trained on) or b "
+        "(lvo_triage/synth_b, built independently, to test how a model generalises)",
+    )
     return parser
 
 
@@ -351,14 +358,25 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from lvo_triage.synth import write_dataset
-
     if args.n < 1:
         raise UsageError(f"--n {args.n} must be at least 1")
     nifti = args.format == "nifti"
-    out = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast, nifti=nifti)
+    if args.family == "b":
+        from lvo_triage.synth_b import write_dataset_b
+
+        try:
+            out = write_dataset_b(
+                args.out, n=args.n, seed=args.seed, fast=args.fast, fmt=args.format
+            )
+        except (FileExistsError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
+    else:
+        from lvo_triage.synth import write_dataset
+
+        out = write_dataset(args.out, n=args.n, seed=args.seed, fast=args.fast, nifti=nifti)
     kind = "NIfTI" if nifti else "DICOM"
-    log.info("wrote %d %s studies and labels.csv to %s", args.n, kind, out)
+    log.info("wrote %d %s studies of family %s and labels.csv to %s", args.n, kind,
+             args.family.upper(), out)  # fmt: skip
     return EXIT_OK
 
 

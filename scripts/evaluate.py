@@ -3,6 +3,7 @@
     python scripts/evaluate.py --model models/lvo-detector.onnx [--n 60] [--update-card]
     python scripts/evaluate.py --out-of-range --n 100 [--update-card]
     python scripts/evaluate.py --site M2 --n 100 [--update-card]      # every LVO at M2
+    python scripts/evaluate.py --family b --n 100 [--update-card]     # the independent family
 
 Each case is rendered at full acquisition resolution (512x512, 0.4-0.5 mm, 0.5-1.25 mm slices),
 written as DICOM, and triaged by the real pipeline (discover → select → load → preprocess → ONNX),
@@ -13,7 +14,9 @@ then deleted. Prints the figures as JSON; --update-card stores them in the model
 head tilt, venous phase, thick slices, streaks, motion; see lvo_triage/synth/spec.py), from seeds
 OUT_OF_RANGE_BASE up, and reports the figures per factor too. --site puts every LVO at one site
 (seeds from SITE_BASE up; stored as ``metrics.held_out_<site>_phantoms``): the population has only
-30 % of its LVOs at M2, too few in 100 cases for a useful interval.
+30 % of its LVOs at M2, too few in 100 cases for a useful interval. --family b draws the cases
+from the independently built phantom family B (``lvo_triage/synth_b``) instead of the training
+family A, and stores the figures under the set's key with ``_family_b`` appended.
 """
 
 from __future__ import annotations
@@ -51,23 +54,46 @@ def _init(model: Path) -> None:
     )
 
 
-def _case(job: tuple[int, bool, bool, bool, str | None]) -> dict[str, Any]:
-    from lvo_triage.pipeline import triage_path
+def _write(
+    family: str,
+    seed: int,
+    lvo: bool,
+    site: str | None,
+    *,
+    fast: bool,
+    oor: bool,
+    out: Path,
+) -> tuple[bool, str, str, list[str]]:
+    """One case of phantom family ``a`` (``lvo_triage.synth``, the training family) or ``b``
+    (``lvo_triage.synth_b``, built independently) written as DICOM into ``out``; its labels and
+    out-of-range factors."""
+    site = site if lvo else None
+    if family == "b":
+        from lvo_triage.synth_b import sample_case, write_study_b
+
+        case = sample_case(seed, lvo=lvo, site=site, out_of_range=oor)
+        write_study_b(case, out, fast=fast)
+        return case.lvo, case.side or "", case.site or "", list(case.factors)
     from lvo_triage.synth import sample_spec, write_study
 
-    seed, lvo, fast, out_of_range, site = job
-    spec = sample_spec(
-        seed, case_id=f"t{seed}", lvo=lvo, site=site if lvo else None, out_of_range=out_of_range
-    )
+    spec = sample_spec(seed, case_id=f"t{seed}", lvo=lvo, site=site, out_of_range=oor)
+    write_study(spec, out, fast=fast)
+    return spec.lvo, spec.side or "", spec.site or "", list(spec.out_of_range)
+
+
+def _case(job: tuple[int, bool, bool, bool, str | None, str]) -> dict[str, Any]:
+    from lvo_triage.pipeline import triage_path
+
+    seed, lvo, fast, out_of_range, site, family = job
     with tempfile.TemporaryDirectory(prefix="lvo-eval-") as tmp:
-        write_study(spec, Path(tmp), fast=fast)
+        labels = _write(family, seed, lvo, site, fast=fast, oor=out_of_range, out=Path(tmp))
         (result,) = triage_path(_engine, Path(tmp))
     second = result.vessel_asymmetry
     return {
         "seed": seed,
-        "lvo": int(spec.lvo),
-        "side": spec.side or "",
-        "site": spec.site or "",
+        "lvo": int(labels[0]),
+        "side": labels[1],
+        "site": labels[2],
         "status": result.status.value,
         "reason": result.reason,
         "p_lvo": result.probability,
@@ -75,7 +101,7 @@ def _case(job: tuple[int, bool, bool, bool, str | None]) -> dict[str, Any]:
         "asymmetry": second.score if second is not None else None,
         "asymmetry_side": second.hemisphere.value if second is not None else "",
         "total_ms": result.timings_ms.get("total"),
-        "factors": list(spec.out_of_range),
+        "factors": labels[3],
     }
 
 
@@ -133,6 +159,13 @@ def main() -> None:
         "--out-of-range", action="store_true", help="two factors beyond the training ranges"
     )
     parser.add_argument("--site", choices=("ICA-T", "M1", "M2"), help="every LVO at this site")
+    parser.add_argument(
+        "--family",
+        choices=("a", "b"),
+        default="a",
+        help="phantom family: a (lvo_triage.synth, the bundled model's training family) or b "
+        "(lvo_triage.synth_b, built independently: the cross-family figure)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fast", action="store_true", help="low-resolution studies (smoke test)")
     parser.add_argument("--update-card", action="store_true", help="store the figures in the card")
@@ -142,12 +175,17 @@ def main() -> None:
     if args.site and args.out_of_range:
         parser.error("--site and --out-of-range are separate sets: give one")
     base, flag, key = _which_set(args.out_of_range, args.site)
+    if args.family == "b":
+        flag, key = f"{flag} --family b", f"{key}_family_b"
     first = args.seed if args.seed is not None else base
     seeds = [first + i for i in range(args.n)]
     leaked = [s for s in seeds if split_of(s) != "test"]
     if leaked:
         parser.error(f"seeds {leaked[:3]}... belong to the training/validation ranges")
-    jobs = [(s, i % 2 == 0, args.fast, args.out_of_range, args.site) for i, s in enumerate(seeds)]
+    jobs = [
+        (s, i % 2 == 0, args.fast, args.out_of_range, args.site, args.family)
+        for i, s in enumerate(seeds)
+    ]
     with mp.get_context("spawn").Pool(
         args.workers, initializer=_init, initargs=(args.model,)
     ) as pool:

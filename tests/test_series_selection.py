@@ -95,3 +95,14 @@ def test_a_study_of_only_unusable_series_lists_each_reason(
     assert result.reason is not None and "no usable CTA series" in result.reason
     assert len(result.series_considered) == 3
     assert not any(c.selected for c in result.series_considered)
+
+
+def test_slices_exactly_at_the_limit_are_thin_enough(fast_study: Path) -> None:
+    """Positions written with a few decimals put 1.5 mm slices at 1.50004 mm or so."""
+    study = discover(fast_study).studies[0]
+    series = next(iter(study.series.values()))
+    spacing = float(np.median(np.diff(sorted(i.position[2] for i in series.instances))))  # type: ignore[index]
+    rules = SelectionSettings(max_slice_spacing_mm=round(spacing, 3) - 0.0004)
+    assert select_series(study, rules).series is not None
+    with pytest.raises(NotAnalyzable, match="thicker than"):
+        select_series(study, SelectionSettings(max_slice_spacing_mm=spacing - 0.01))

@@ -32,6 +32,7 @@ SOP_CLASS_WORDS = {
     "1.2.840.10008.5.1.4.1.1.66": "raw data",
 }
 REFORMAT_WORDS = {"MIP", "MPR", "REFORMATTED", "PROJECTION IMAGE", "CURVED", "VOLUME"}
+SPACING_TOLERANCE_MM = 1e-3  # positions written with a few decimals: 1.5 mm may read 1.50004
 DOSE_WORDS = ("DOSE REPORT", "DOSE INFO", "DOSE_INFO", "SCREEN SAVE", "PATIENT PROTOCOL")
 
 
@@ -96,7 +97,7 @@ def _rejection(series: Series, rules: SelectionSettings) -> tuple[str | None, fl
     except NotAnalyzable as exc:
         return exc.reason, 0.0
     spacing = slice_spacing(positions)
-    if spacing > rules.max_slice_spacing_mm:
+    if spacing > rules.max_slice_spacing_mm + SPACING_TOLERANCE_MM:  # 1.5 mm is 1.5 mm
         return (
             f"slices {spacing:.2f} mm apart, thicker than the {rules.max_slice_spacing_mm:g} mm "
             "a CTA needs",
