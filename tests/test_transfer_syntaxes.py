@@ -10,6 +10,7 @@ them fail.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -143,6 +144,16 @@ def test_lossless_encodings_give_identical_hu(
     folder = _recode(fast_study, tmp_path / "s", syntax)
     assert pydicom.dcmread(next(folder.iterdir())).file_meta.TransferSyntaxUID == syntax
     assert np.array_equal(_load(folder), reference)
+
+
+def test_compressed_series_loads_inside_a_daemonic_worker(
+    fast_study: Path, tmp_path: Path, reference: np.ndarray
+) -> None:
+    """A ``multiprocessing.Pool`` worker may not start the decoder processes: it decodes itself."""
+    folder = _recode(fast_study, tmp_path / "s", RLELossless)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        hu = pool.apply(_load, (folder,))
+    assert np.array_equal(hu, reference)
 
 
 @pytest.mark.parametrize(

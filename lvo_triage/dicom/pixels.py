@@ -6,8 +6,9 @@ GIL). Every other file (compressed, big endian, deflated, multi-frame) is decode
 its pylibjpeg/pyjpegls plugins. Those codecs hold the GIL, so a series of many such files is
 decoded by a pool of worker processes (spawned once, on first use, and kept). Like every spawned
 pool it re-imports the caller's main script: a script that calls lvo-triage must keep its work
-under ``if __name__ == "__main__":`` (the ``lvo-triage`` command and the services do); otherwise
-the pool cannot start and decoding falls back to this process, with the same result.
+under ``if __name__ == "__main__":`` (the ``lvo-triage`` command and the services do); otherwise,
+or inside a daemonic process (a ``multiprocessing.Pool`` worker), the pool cannot start and
+decoding falls back to this process, with the same result.
 
 Every read is a boundary: whatever damaged pixel data makes the OS, pydicom or a codec raise (or
 a decoder process that dies) becomes ``NotAnalyzable`` for the series, with the reason.
@@ -168,9 +169,12 @@ def workers_available() -> int:
 
 def _processes() -> ProcessPoolExecutor | None:
     """The decoding processes (spawned, so safe beside ONNX Runtime's and torch's threads),
-    started and checked on first use; None when they cannot start here (a calling script without
-    ``if __name__ == "__main__":``)."""
+    started and checked on first use; None when they cannot start here: a calling script without
+    ``if __name__ == "__main__":``, or a daemonic process (a ``multiprocessing.Pool`` worker),
+    which may not have children."""
     global _process_pool
+    if multiprocessing.current_process().daemon:
+        return None
     if _process_pool is None:
         pool = ProcessPoolExecutor(
             max_workers=workers_available(), mp_context=multiprocessing.get_context("spawn")
