@@ -10,7 +10,7 @@ import torch
 
 from lvo_triage.model_card import DEFAULT_INPUT
 from lvo_triage.train.export import export_onnx, parity
-from lvo_triage.train.network import ExportWrapper, LvoNet
+from lvo_triage.train.network import COUNT_REGIONS, ExportWrapper, LvoNet, VesselCounts
 
 
 def test_mirroring_the_head_swaps_the_side_and_keeps_the_lvo_score() -> None:
@@ -34,6 +34,24 @@ def test_a_symmetric_head_has_no_side_preference() -> None:
     with torch.no_grad():
         _, side, _ = net(x)
     assert abs(float(side)) < 1e-5
+
+
+def test_vessel_counts_name_the_hemisphere_that_lacks_vessels() -> None:
+    counts = VesselCounts(slabs=3)
+    half = torch.full((1, 3, 16, 40), 0.2)  # brain
+    half[:, :, 2:16:3, 2:38:4] = 0.8  # vessels
+    m = torch.cat([half, torch.flip(half, dims=[2])], dim=2)  # mirror-symmetric head
+    occluded = m.clone()
+    occluded[:, 1, :16, 20:30] = 0.2  # slab 1 loses the vessels of the patient's left, posteriorly
+    with torch.no_grad():
+        normal, deficit = counts(m), counts(occluded)
+        mirrored = counts(torch.flip(occluded, dims=[2]))
+    assert float(normal.abs().max()) < 1e-5
+    per_slab = deficit.view(3, -1)
+    assert float(per_slab[1].min()) < -0.25  # left - right < 0: fewer vessels on the left
+    assert float(per_slab[[0, 2]].abs().max()) < 1e-5
+    assert torch.allclose(mirrored, -deficit, atol=1e-6)
+    assert per_slab.shape[1] == COUNT_REGIONS[0] * COUNT_REGIONS[1]
 
 
 def test_onnx_export_matches_torch(tmp_path: Path) -> None:

@@ -141,3 +141,24 @@ def test_a_nifti_dataset_trains_and_exports_with_the_scripts(tmp_path: Path) -> 
     assert detector.card.name == "tiny"
     prediction = detector.predict(np.zeros((1, 1, *DEFAULT_INPUT.shape), dtype=np.float32))
     assert set(prediction.p_site) == {"ICA-T", "M1", "M2"}
+
+
+def test_an_older_checkpoint_initialises_what_fits_and_the_rest_starts_fresh(
+    tmp_path: Path,
+) -> None:
+    from lvo_triage.train.loop import _initialise
+    from lvo_triage.train.network import LvoNet
+
+    torch.manual_seed(3)
+    old = LvoNet(depth=DEFAULT_INPUT.shape[2], width=4)
+    state = old.state_dict()
+    state["lvo_head.0.weight"] = torch.zeros(32, 3 * old.encoder.channels)  # before the counts
+    del state["counts.level"]
+    torch.save({"state_dict": state}, tmp_path / "old.pt")
+    net = LvoNet(depth=DEFAULT_INPUT.shape[2], width=4)
+    fresh_head = net.lvo_head[0].weight.detach().clone()
+    _initialise(net, tmp_path / "old.pt")
+    loaded = net.state_dict()
+    assert torch.equal(loaded["encoder.layers.0.0.weight"], state["encoder.layers.0.0.weight"])
+    assert torch.equal(loaded["lvo_head.0.weight"], fresh_head)  # another shape: not loaded
+    assert torch.equal(loaded["side_head.0.weight"], state["side_head.0.weight"])

@@ -164,6 +164,18 @@ def _checkpoint(
     return out
 
 
+def _initialise(net: LvoNet, init: Path) -> None:
+    """Weights of ``init`` where their shapes fit; what an older checkpoint lacks or has in
+    another shape (a head that now reads the vessel counts too) starts fresh."""
+    own = net.state_dict()
+    given = torch.load(init)["state_dict"]
+    fits = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(fits, strict=False)
+    fresh = sorted(set(own) - set(fits))
+    if fresh:
+        log.info("initialised from %s; new parameters: %s", init, ", ".join(fresh))
+
+
 def balanced_order(lvo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One epoch's case order, drawn so that LVO and non-LVO cases come equally often (with
     replacement from the rarer class when the data are unbalanced)."""
@@ -215,10 +227,8 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = LvoNet(depth=spec.shape[2], width=cfg.width, slab=cfg.slab, slab_step=cfg.slab_step)
-    if init is not None:  # heads missing from an older checkpoint start fresh
-        missing = net.load_state_dict(torch.load(init)["state_dict"], strict=False).missing_keys
-        if missing:
-            log.info("initialised from %s; new parameters: %s", init, ", ".join(missing))
+    if init is not None:
+        _initialise(net, init)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * int(np.ceil(len(train_data.x) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)

@@ -8,9 +8,17 @@ Comparison: one encoder E sees the slab stack m and its left-right mirror flip(m
 difference d = E(m) - E(flip(m)) is zero for a perfectly symmetric head and changes sign when the
 input is mirrored. The LVO logit reads |d| (mirror-invariant); the side logit reads the difference
 of d between the patient's left and right halves through an odd function (it flips sign with the
-input), so a left-right flip swaps the side by construction. The site logits (ICA-T, M1, M2) read
-the same mirror-invariant features as the LVO logit. Axis 2 of the NCXYZ input runs from
-the patient's left (index 0) to the right (RAS orientation).
+input), so a left-right flip swaps the side by construction.
+
+Vessel counts (:class:`VesselCounts`): beside the CNN, each slab's opacified fraction (a soft
+threshold, learned per slab) is pooled over regions of each hemisphere, and the signed difference
+(left - right) / (left + right) of every slab and region goes to the side logit (odd) and, as its
+magnitude, to the LVO and site logits. An occlusion is a territory's net deficit of vessels, while
+no two hemispheres' vessel trees are mirror images voxel by voxel, so |d| is large in every head:
+without the counts, training from scratch left the LVO loss at chance while the side head learned;
+with them the LVO logit starts from what the non-learned baseline sees. The site logits (ICA-T,
+M1, M2) read the same mirror-invariant features as the LVO logit. Axis 2 of the NCXYZ input runs
+from the patient's left (index 0) to the right (RAS orientation).
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ from lvo_triage.preprocess import BONE_LEVEL
 LR_DIM = 2
 SITES = ("ICA-T", "M1", "M2")
 SLAB, SLAB_STEP = 8, 4  # voxels: the first bundled detector's 16 mm slabs every 8 mm
+COUNT_REGIONS = (2, 4)  # one hemisphere of a slab: medial/lateral x four front-to-back regions
+VESSEL_LEVEL = 0.3  # initial soft threshold of a vessel, of the intensity window (about 110 HU)
+SHARPNESS = 30.0  # of the soft threshold, per unit of the window
+COUNT_EPS = 0.01  # of a region: keeps the ratio of a region without vessels near 0
 
 
 def n_slabs(depth: int, slab: int = SLAB, step: int = SLAB_STEP) -> int:
@@ -73,6 +85,24 @@ class Encoder(nn.Module):
         return out
 
 
+class VesselCounts(nn.Module):
+    """(N, slabs, X, Y) slab MIPs → (N, slabs * regions): per slab and region of the left
+    hemisphere, (left - right) / (left + right) of the soft-thresholded vessel fraction, the right
+    hemisphere mirrored onto the left. Mirroring the input changes the sign of every value."""
+
+    def __init__(self, slabs: int) -> None:
+        super().__init__()
+        self.level = nn.Parameter(torch.full((1, slabs, 1, 1), VESSEL_LEVEL))
+        self.features = slabs * COUNT_REGIONS[0] * COUNT_REGIONS[1]
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        v = torch.sigmoid((m - self.level) * SHARPNESS)
+        half = v.shape[LR_DIM] // 2
+        left = F.adaptive_avg_pool2d(v[:, :, :half], COUNT_REGIONS)
+        right = F.adaptive_avg_pool2d(torch.flip(v, dims=[LR_DIM])[:, :, :half], COUNT_REGIONS)
+        return ((left - right) / (left + right + COUNT_EPS)).flatten(1)
+
+
 class LvoNet(nn.Module):
     """Returns ``(lvo_logit, side_logit, site_logits)``; ``side_logit > 0`` means left;
     ``site_logits`` (N, 3) score the sites of ``SITES``."""
@@ -91,12 +121,14 @@ class LvoNet(nn.Module):
             msg = f"width={width} and hidden={hidden} must both be >= 2"
             raise ValueError(msg)
         self.depth, self.slab, self.slab_step = depth, slab, slab_step
-        self.encoder = Encoder(slabs=n_slabs(depth, slab, slab_step), width=width)
-        c = self.encoder.channels
-        self.lvo_head = nn.Sequential(nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.side_head = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        slabs = n_slabs(depth, slab, slab_step)
+        self.encoder = Encoder(slabs=slabs, width=width)
+        self.counts = VesselCounts(slabs)
+        c, k = self.encoder.channels, self.counts.features
+        self.lvo_head = nn.Sequential(nn.Linear(3 * c + k, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.side_head = nn.Sequential(nn.Linear(c + k, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.site_head = nn.Sequential(
-            nn.Linear(3 * c, hidden), nn.ReLU(), nn.Linear(hidden, len(SITES))
+            nn.Linear(3 * c + k, hidden), nn.ReLU(), nn.Linear(hidden, len(SITES))
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,7 +139,8 @@ class LvoNet(nn.Module):
         half = d.shape[LR_DIM] // 2
         left = d[:, :, :half].mean(dim=(2, 3))
         right = d[:, :, d.shape[LR_DIM] - half :].mean(dim=(2, 3))
-        asym = left - right
+        counts = self.counts(m)
+        asym = torch.cat([left - right, counts], 1)
         pooled = torch.cat([d.abs().mean(dim=(2, 3)), d.abs().amax(dim=(2, 3)), asym.abs()], 1)
         lvo_logit = self.lvo_head(pooled).squeeze(1)
         side_logit = (self.side_head(asym) - self.side_head(-asym)).squeeze(1)
