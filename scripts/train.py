@@ -2,6 +2,7 @@
 
     python scripts/train.py --data DATASET --out runs/NAME [--config configs/train.yaml]
     python scripts/train.py --out runs/NAME [--n-train 2400] [--n-val 300]   # phantoms
+    python scripts/train.py --out runs/NAME --family b ...                     # phantom family B
     python scripts/train.py ... --resume                                       # continue a run
     python scripts/train.py --data DATASET --out runs/NAME --engine ray [--address HOST:PORT]
 
@@ -30,7 +31,7 @@ import numpy as np
 import yaml
 
 from lvo_triage.model_card import DEFAULT_INPUT, DOWNSAMPLE_MODES, InputSpec
-from lvo_triage.train.dataset import CaseArrays, cached_cases
+from lvo_triage.train.dataset import FAMILIES, CaseArrays, cached_cases
 from lvo_triage.train.loop import TrainConfig, train
 from lvo_triage.train.seeds import TRAIN_BASE, VAL_BASE
 
@@ -127,6 +128,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--seed", type=int, help="seed of weights, augmentation and order")
     parser.add_argument("--target-sensitivity", type=float)
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="a",
+        help="phantom family to train on (without --data): a (lvo_triage.synth) or b "
+        "(lvo_triage.synth_b); test on the other with scripts/evaluate.py --family",
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes preparing cases")
     parser.add_argument(
         "--engine",
@@ -175,7 +183,9 @@ def main() -> None:
         train_data, val_data = labelled(args, cache, spec)
     else:
         train_data, val_data = (
-            cached_cases(cache, name + suffix, base, n, spec=spec, workers=args.workers)
+            cached_cases(
+                cache, name + suffix, base, n, spec=spec, workers=args.workers, family=args.family
+            )
             for name, base, n in (
                 ("train", TRAIN_BASE, args.n_train),
                 ("val", VAL_BASE, args.n_val),
@@ -191,7 +201,11 @@ def main() -> None:
         resume=args.resume,
     )
     summary["cache"] = str(cache.resolve())
-    summary["data"] = str(args.data.resolve()) if args.data else "synthetic phantoms"
+    summary["data"] = (
+        str(args.data.resolve()) if args.data else f"synthetic phantoms, family {args.family}"
+    )
+    if args.data is None:
+        summary["phantom_family"] = args.family
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     at = summary["validation_at_threshold"]
     print(

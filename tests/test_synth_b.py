@@ -252,3 +252,13 @@ def test_full_resolution_study_is_accepted_by_the_pipeline(engine: Engine, tmp_p
     assert 0.38 <= volume.spacing[0] <= 0.5 and 0.5 <= volume.spacing[2] <= 1.5
     results = triage_path(engine, write_study_b(case, tmp_path / "study", volume=volume))
     assert len(results) == 1 and results[0].status is Status.OK, results[0].reason
+
+
+def test_a_training_grid_has_cubic_voxels_and_the_noise_they_average_to() -> None:
+    case = sample_case(1_000_002)
+    fine, coarse = make_grid(case), make_grid(case, voxel_mm=1.0)
+    assert coarse.pixel_mm == coarse.slice_mm == 1.0
+    assert coarse.shape[1] * coarse.pixel_mm >= case.acquisition.fov_mm
+    assert coarse.noise_scale < 1.0 == fine.noise_scale  # 1 mm cubes average several voxels
+    with pytest.raises(ValueError, match="voxel_mm"):
+        make_grid(case, voxel_mm=10.0)

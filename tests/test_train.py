@@ -162,3 +162,20 @@ def test_an_older_checkpoint_initialises_what_fits_and_the_rest_starts_fresh(
     assert torch.equal(loaded["encoder.layers.0.0.weight"], state["encoder.layers.0.0.weight"])
     assert torch.equal(loaded["lvo_head.0.weight"], fresh_head)  # another shape: not loaded
     assert torch.equal(loaded["side_head.0.weight"], state["side_head.0.weight"])
+
+
+def test_family_b_training_cases_carry_the_labels_of_their_phantoms() -> None:
+    from lvo_triage.synth_b import sample_case
+    from lvo_triage.train.dataset import SITE_CODES, build_cases, training_site
+
+    seeds = [1_000_000, 1_000_001]
+    cases = build_cases(seeds, spec=DEFAULT_INPUT, spacing_mm=4.0, workers=1, family="b")
+    assert cases.x.shape == (2, 1, *DEFAULT_INPUT.shape) and cases.x.dtype == np.uint8
+    assert cases.x.max() > 200  # arteries and bone, not an empty grid
+    assert list(cases.lvo) == [1, 0]
+    occ = sample_case(seeds[0], lvo=True, site=training_site(seeds[0])).occlusion
+    assert occ is not None
+    assert cases.site[0] == SITE_CODES[occ.site] and cases.left[0] == int(occ.side == "left")
+    assert cases.site[1] == -1
+    with pytest.raises(ValueError, match="phantom family 'c'"):
+        build_cases(seeds, spec=DEFAULT_INPUT, family="c")

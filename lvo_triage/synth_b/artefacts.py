@@ -64,7 +64,7 @@ def noise(case: CaseB, grid: Grid, k0: int, k1: int) -> np.ndarray:
     if mix > 0:  # slices thicker than their spacing overlap: neighbours share noise
         padded = np.concatenate([shaped[:1], shaped, shaped[-1:]])
         shaped = (padded[1:-1] + mix * (padded[:-2] + padded[2:])) / np.sqrt(1 + 2 * mix * mix)
-    shaped *= F32(case.acquisition.noise_hu / sd)
+    shaped *= F32(case.acquisition.noise_hu * grid.noise_scale / sd)
     return shaped[k0 - lo : k0 - lo + (k1 - k0)]
 
 

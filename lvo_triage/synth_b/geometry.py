@@ -51,6 +51,7 @@ class Grid:
     origin: np.ndarray  # patient position of the centre of voxel [0, 0, 0]
     pose: np.ndarray  # 3x3 head frame → patient
     shift: np.ndarray  # head-frame origin in patient coordinates
+    noise_scale: float = 1.0  # of the acquisition's noise SD (coarser voxels average it down)
 
     @property
     def affine(self) -> np.ndarray:
@@ -118,14 +119,26 @@ class Grid:
         return idx_lo[::-1], idx_hi[::-1]
 
 
-def make_grid(case: CaseB, *, fast: bool = False) -> Grid:
+def make_grid(case: CaseB, *, fast: bool = False, voxel_mm: float | None = None) -> Grid:
     """The voxel grid of ``case``: 512 x 512 over the field of view (``fast``: 128 x 128 and
-    slices of 1 or 1.25 mm), covering C1/C2 to the vertex along the slice normal."""
+    slices of 1 or 1.25 mm; ``voxel_mm``: cubes of that edge, for training, with the noise an
+    acquisition averaged to them would keep), covering C1/C2 to the vertex along the slice
+    normal."""
     acq = case.acquisition
     matrix = FAST_MATRIX if fast else FULL_MATRIX
     pixel = acq.fov_mm / matrix
     spacing = (1.0 if acq.spacing_mm <= 0.625 else 1.25) if fast else acq.spacing_mm
     thickness = max(spacing, acq.thickness_mm) if fast else acq.thickness_mm
+    noise_scale = 1.0
+    if voxel_mm is not None:
+        if not 0.2 <= voxel_mm <= 4.0:
+            msg = f"voxel_mm must be 0.2-4 mm, got {voxel_mm}"
+            raise ValueError(msg)
+        acquired = pixel**2 * max(acq.spacing_mm, acq.thickness_mm)
+        matrix = math.ceil(acq.fov_mm / voxel_mm)
+        pixel = spacing = voxel_mm
+        thickness = max(voxel_mm, acq.thickness_mm)
+        noise_scale = min(1.0, math.sqrt(acquired / (voxel_mm**2 * thickness)))
     tilt = math.radians(acq.tilt_deg)
     r = np.array([1.0, 0.0, 0.0])
     c = np.array([0.0, math.cos(tilt), math.sin(tilt)])
@@ -147,4 +160,5 @@ def make_grid(case: CaseB, *, fast: bool = False) -> Grid:
         origin=origin,
         pose=pose,
         shift=shift,
+        noise_scale=noise_scale,
     )

@@ -22,6 +22,7 @@ from lvo_triage.synth_b.tubes import Branch
 from lvo_triage.synth_b.vessels import Vascular, artery_hu, build_vessels, vein_hu
 
 SLAB = 16  # slices painted at a time (bounds the temporary memory)
+FINE_PIXEL_MM = 0.8  # finer pixels: tissue painted on every second one and resampled
 
 
 def plaque_spheres(case: CaseB, vascular: Vascular) -> list[tuple[np.ndarray, float, float]]:
@@ -60,12 +61,13 @@ def paint_tissue(canvas: Canvas, case: CaseB) -> None:
     add_streaks(canvas, case)
 
 
-def render_case(case: CaseB, *, fast: bool = False) -> Volume:
+def render_case(case: CaseB, *, fast: bool = False, voxel_mm: float | None = None) -> Volume:
     """The HU volume of ``case`` (float32, ``[i, j, k]`` with an LPS affine). ``fast``: 128 x
-    128 pixels over the same field of view and slices of 1-1.5 mm."""
-    grid = make_grid(case, fast=fast)
+    128 pixels over the same field of view and slices of 1-1.5 mm; ``voxel_mm``: cubes of that
+    edge (training grids)."""
+    grid = make_grid(case, fast=fast, voxel_mm=voxel_mm)
     caps = vessel_capsules(case, grid)
-    stride = 1 if fast else 2
+    stride = 1 if fast or grid.pixel_mm >= FINE_PIXEL_MM else 2
     outside = reconstruction_circle(grid)
     pad = case.acquisition.pad_hu
     out = np.empty(grid.shape, dtype=np.float32)

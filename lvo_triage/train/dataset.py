@@ -1,8 +1,9 @@
 """Training data: phantoms rendered on a coarse grid and put through the inference transforms.
 
-Each case is rendered by ``lvo_triage.synth`` at ``spacing_mm`` (default 1 mm, ~8x fewer voxels than
-an acquisition) and preprocessed by the same :class:`~lvo_triage.preprocess.Preprocessor` that
-inference uses, then stored as uint8 (1/255 of the intensity window per step).
+Each case is rendered by phantom family ``a`` (``lvo_triage.synth``) or ``b``
+(``lvo_triage.synth_b``) at ``spacing_mm`` (default 1 mm, ~8x fewer voxels than an acquisition)
+and preprocessed by the same :class:`~lvo_triage.preprocess.Preprocessor` that inference uses,
+then stored as uint8 (1/255 of the intensity window per step).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lvo_triage.dicom.volume_types import Volume
 from lvo_triage.model_card import InputSpec
 from lvo_triage.preprocess import Preprocessor
 
@@ -68,23 +70,51 @@ def _init_worker(spec: InputSpec) -> None:
     _worker_pre = Preprocessor(spec=spec)
 
 
-def _make_case(job: tuple[int, bool, float]) -> tuple[np.ndarray, int, int, int, int]:
+FAMILIES = ("a", "b")
+Job = tuple[int, bool, float, str]  # seed, LVO, grid spacing (mm), phantom family
+
+
+def _render(job: Job) -> tuple[Volume, bool, str | None, str | None]:
+    """The HU volume of one training case and its labels (LVO, side, site)."""
+    seed, lvo, spacing_mm, family = job
+    site = training_site(seed) if lvo else None
+    if family == "b":
+        from lvo_triage.synth_b import render_case, sample_case
+
+        case = sample_case(seed, lvo=lvo, site=site)
+        occ = case.occlusion
+        volume = render_case(case, voxel_mm=spacing_mm)
+        return volume, occ is not None, occ.side if occ else None, occ.site if occ else None
     from lvo_triage.synth import render, sample_spec, training_grid
 
-    seed, lvo, spacing_mm = job
-    assert _worker_pre is not None
-    spec = sample_spec(seed, case_id=f"s{seed}", lvo=lvo, site=training_site(seed) if lvo else None)
+    spec = sample_spec(seed, case_id=f"s{seed}", lvo=lvo, site=site)
     shape, affine = training_grid(spec, spacing_mm=spacing_mm)
-    x = _worker_pre(render(spec, shape, affine))[0]
+    return render(spec, shape, affine), spec.lvo, spec.side, spec.site
+
+
+def _make_case(job: Job) -> tuple[np.ndarray, int, int, int, int]:
+    assert _worker_pre is not None
+    volume, lvo, side, site = _render(job)
+    x = _worker_pre(volume)[0]
     q = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-    return q, int(spec.lvo), int(spec.side == "left"), SITE_CODES[spec.site], seed
+    return q, int(lvo), int(side == "left"), SITE_CODES[site], job[0]
 
 
 def build_cases(
-    seeds: list[int], *, spec: InputSpec, spacing_mm: float = 1.0, workers: int = 2, desc: str = ""
+    seeds: list[int],
+    *,
+    spec: InputSpec,
+    spacing_mm: float = 1.0,
+    workers: int = 2,
+    desc: str = "",
+    family: str = "a",
 ) -> CaseArrays:
-    """Render and preprocess one case per seed; labels alternate LVO / no LVO for balance."""
-    jobs = [(s, i % 2 == 0, spacing_mm) for i, s in enumerate(seeds)]
+    """Render and preprocess one case per seed of phantom ``family``; labels alternate LVO / no
+    LVO for balance."""
+    if family not in FAMILIES:
+        msg = f"phantom family {family!r}: choose one of {', '.join(FAMILIES)}"
+        raise ValueError(msg)
+    jobs = [(s, i % 2 == 0, spacing_mm, family) for i, s in enumerate(seeds)]
     out: list[tuple[np.ndarray, int, int, int, int]] = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
@@ -103,11 +133,20 @@ CHUNK = 500
 
 
 def cached_cases(
-    cache: Path, name: str, base: int, n: int, *, spec: InputSpec, workers: int = 2
+    cache: Path,
+    name: str,
+    base: int,
+    n: int,
+    *,
+    spec: InputSpec,
+    workers: int = 2,
+    family: str = "a",
 ) -> CaseArrays:
-    """Cases with seeds ``base .. base+n-1``, built in chunks of ``CHUNK`` seeds that are kept in
-    ``cache`` (a larger run reuses the chunks of a smaller one; delete the folder after changing
-    the phantom or the preprocessing)."""
+    """Cases with seeds ``base .. base+n-1`` of phantom ``family``, built in chunks of ``CHUNK``
+    seeds that are kept in ``cache`` (a larger run reuses the chunks of a smaller one; delete the
+    folder after changing the phantom or the preprocessing). Family B's chunks are named
+    ``b-<name>-...``."""
+    name = name if family == "a" else f"{family}-{name}"
     parts = []
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
@@ -116,7 +155,9 @@ def cached_cases(
             parts.append(CaseArrays.load(path))
             continue
         seeds = list(range(base + start, base + stop))
-        part = build_cases(seeds, spec=spec, workers=workers, desc=f"{name} {start}-{stop}")
+        part = build_cases(
+            seeds, spec=spec, workers=workers, desc=f"{name} {start}-{stop}", family=family
+        )
         part.save(path)
         parts.append(part)
     return CaseArrays(

@@ -18,6 +18,8 @@ from lvo_triage.train.network import SLAB, SLAB_STEP, ExportWrapper, LvoNet
 log = logging.getLogger(__name__)
 OPSET = 18
 
+PHANTOM_MODULES = {"a": "lvo_triage.synth", "b": "lvo_triage.synth_b, phantom family B"}
+
 
 def load_run(run: Path) -> tuple[ExportWrapper, dict[str, Any]]:
     summary = json.loads((run / "training.json").read_text())
@@ -116,8 +118,9 @@ def card_fields(summary: dict[str, Any], *, name: str, version: str) -> dict[str
         "temperature": summary["temperature"],
         "training_data": {
             "description": (
-                "synthetic CTA phantoms (lvo_triage.synth), rendered at 1 mm and preprocessed "
-                "by the inference transforms; balanced LVO / no LVO; sites ICA-T, M1, M2"
+                f"synthetic CTA phantoms ({PHANTOM_MODULES[summary.get('phantom_family', 'a')]}), "
+                "rendered at 1 mm and preprocessed by the inference transforms; balanced LVO / "
+                "no LVO; sites ICA-T, M1, M2"
             ),
             "n_train": summary["n_train"],
             "n_val": summary["n_val"],
