@@ -179,3 +179,29 @@ def test_family_b_training_cases_carry_the_labels_of_their_phantoms() -> None:
     assert cases.site[1] == -1
     with pytest.raises(ValueError, match="phantom family 'c'"):
         build_cases(seeds, spec=DEFAULT_INPUT, family="c")
+
+
+def test_domain_randomisation_dims_arteries_and_cuts_the_coverage() -> None:
+    from lvo_triage.train.loop import BRAIN_LEVEL, _domain
+
+    x = torch.full((1, 20, 24, 30), BRAIN_LEVEL)
+    x[:, 8:12, 10:14, :] = 0.85  # an artery along the head's axis
+    seen = {"dim": 0, "cut": 0}
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        out = _domain(x.clone(), rng, prob=0.5)
+        assert out.shape == x.shape
+        artery = out[:, 8:12, 10:14, 10:20]
+        if float(artery.mean()) < 0.8:
+            seen["dim"] += 1
+        if float(out[:, :, :, -1].abs().max()) == 0.0 or float(out[:, :, :, 0].abs().max()) == 0.0:
+            seen["cut"] += 1
+    assert seen["dim"] >= 5 and seen["cut"] >= 5
+    assert torch.equal(_domain(x.clone(), rng, prob=0.0), x)  # probability 0: unchanged
+
+
+def test_training_with_domain_randomisation_runs_and_keeps_the_range() -> None:
+    rng = np.random.default_rng(6)
+    x = torch.rand(4, 1, 20, 24, 16)
+    out, _ = augment(x, torch.zeros(4, dtype=torch.int64), rng, 1, 0.0, True, domain_prob=1.0)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0

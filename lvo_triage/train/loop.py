@@ -22,6 +22,7 @@ from lvo_triage.metrics import (
     threshold_for_sensitivity,
 )
 from lvo_triage.model_card import InputSpec
+from lvo_triage.preprocess import BONE_LEVEL
 from lvo_triage.train.dataset import CaseArrays
 from lvo_triage.train.network import SLAB, SLAB_STEP, LvoNet
 
@@ -42,6 +43,7 @@ class TrainConfig:
         0.3  # random rotation (up to 8 degrees) and scale (spacing jitter 0.92-1.08)
     )
     site_weight: float = 0.5  # weight of the site loss (LVO cases only)
+    domain_prob: float = 0.0  # each hospital-like perturbation's probability per case (DOMAIN)
     slab: int = SLAB  # slab MIP thickness, voxels of the 2 mm grid
     slab_step: int = SLAB_STEP  # one slab every this many voxels
 
@@ -54,23 +56,31 @@ MIDLINE_ROTATION = (2.0, 2.0, 10.0)
 
 
 def _random_affine(
-    x: torch.Tensor, rng: np.random.Generator, prob: float, keep_midline: bool = False
+    x: torch.Tensor,
+    rng: np.random.Generator,
+    prob: float,
+    keep_midline: bool = False,
+    pitch_deg: float | None = None,
 ) -> torch.Tensor:
     """Each case of the batch (N, 1, X, Y, Z), with probability ``prob``: rotation up to 8 degrees
     about each axis (``keep_midline``: up to 10 degrees about the left-right axis, 2 about the
     others) and isotropic scale 0.92-1.08 (the spacing jitter of another scanner), about the grid
-    centre, trilinear, zeros outside. One ``grid_sample`` call for the whole batch."""
+    centre, trilinear, zeros outside; ``pitch_deg``: rotation about the left-right axis only, up
+    to that many degrees, without scaling. One ``grid_sample`` call for the whole batch."""
     chosen = [b for b in range(x.shape[0]) if rng.random() < prob]
     if not chosen:
         return x
     limits = np.asarray(MIDLINE_ROTATION if keep_midline else FREE_ROTATION)
+    if pitch_deg is not None:
+        limits = np.array([0.0, 0.0, pitch_deg])
     thetas = []
     for _ in chosen:
         ax, ay, az = np.radians(rng.uniform(-limits, limits))
         rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
         ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
         rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-        m = (rx @ ry @ rz) / float(rng.uniform(0.92, 1.08))
+        scale = 1.0 if pitch_deg is not None else float(rng.uniform(0.92, 1.08))
+        m = (rx @ ry @ rz) / scale
         thetas.append(np.concatenate([m, np.zeros((3, 1))], axis=1))
     theta = torch.as_tensor(np.stack(thetas), dtype=x.dtype)
     sub = x[chosen]
@@ -82,6 +92,36 @@ def _random_affine(
     return out
 
 
+# Domain randomisation (``domain_prob``): what hospitals send beyond the phantoms' ranges, each
+# drawn with that probability per case, on the model input ([0, 1] over the intensity window).
+BRAIN_LEVEL = 0.19  # about 35 HU in the default window (-100 to 600 HU)
+CONTRAST = (0.4, 1.2)  # arteries scaled about the brain level: dim (~220 HU) to bright
+EXTRA_NOISE = 0.03  # up to about 20 HU of added noise on the 2 mm input
+CUT = (0.2, 0.15)  # up to this fraction of the height missing: vertex (top), skull base (bottom)
+TILT_DEG = 30.0  # pitch (about the left-right axis), as a gantry tilt or a flexed head gives
+
+
+def _domain(x: torch.Tensor, rng: np.random.Generator, prob: float) -> torch.Tensor:
+    """One case (1, X, Y, Z), each perturbation with probability ``prob``: contrast scaled
+    about the brain level (bone kept), extra noise, the vertex or the skull base cut off."""
+    if rng.random() < prob:
+        k = float(rng.uniform(*CONTRAST))
+        soft = (x > BRAIN_LEVEL) & (x < BONE_LEVEL)
+        x = torch.where(soft, BRAIN_LEVEL + (x - BRAIN_LEVEL) * k, x)
+    if rng.random() < prob:
+        x = x + float(rng.uniform(0.0, EXTRA_NOISE)) * torch.randn_like(x)
+    if rng.random() < prob:
+        depth = x.shape[-1]
+        top = rng.random() < 0.5
+        n = int(rng.integers(1, max(2, int(depth * CUT[0 if top else 1]) + 1)))
+        x = x.clone()
+        if top:
+            x[..., depth - n :] = 0.0
+        else:
+            x[..., :n] = 0.0
+    return x
+
+
 def augment(
     x: torch.Tensor,
     left: torch.Tensor,
@@ -89,12 +129,19 @@ def augment(
     shift: int,
     affine_prob: float = 0.0,
     keep_midline: bool = False,
+    domain_prob: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random mirror (swaps the side label), affine, shift, intensity scale/offset and noise.
     ``keep_midline`` (inputs with the midline aligned): no left-right shift, and rotations that
-    keep the mid-sagittal plane in place (see :data:`MIDLINE_ROTATION`)."""
+    keep the mid-sagittal plane in place (see :data:`MIDLINE_ROTATION`). ``domain_prob``: domain
+    randomisation (:func:`_domain`, and a pitch of up to ``TILT_DEG``), each with that
+    probability per case."""
     x = _random_affine(x, rng, affine_prob, keep_midline) if affine_prob else x.clone()
+    if domain_prob:
+        x = _random_affine(x, rng, domain_prob, keep_midline, pitch_deg=TILT_DEG)
     for b in range(x.shape[0]):
+        if domain_prob:
+            x[b] = _domain(x[b], rng, domain_prob)
         if rng.random() < 0.5:
             x[b] = torch.flip(x[b], dims=[1])
             if left[b] >= 0:  # -1: side unknown, stays unknown
@@ -263,6 +310,7 @@ def train(
                 cfg.max_shift_vox,
                 cfg.affine_prob,
                 keep_midline=spec.align_midline,
+                domain_prob=cfg.domain_prob,
             )
             lvo, site = (
                 torch.from_numpy(train_data.lvo[idx]),
