@@ -71,13 +71,13 @@ def _init_worker(spec: InputSpec) -> None:
 
 
 FAMILIES = ("a", "b")
-Job = tuple[int, bool, float, str]  # seed, LVO, grid spacing (mm), phantom family
+Job = tuple[int, bool, float, str, tuple[str, ...]]  # seed, LVO, spacing (mm), family, sites
 
 
 def _render(job: Job) -> tuple[Volume, bool, str | None, str | None]:
     """The HU volume of one training case and its labels (LVO, side, site)."""
-    seed, lvo, spacing_mm, family = job
-    site = training_site(seed) if lvo else None
+    seed, lvo, spacing_mm, family, sites = job
+    site = (sites[seed % len(sites)] if sites else training_site(seed)) if lvo else None
     if family == "b":
         from lvo_triage.synth_b import render_case, sample_case
 
@@ -108,13 +108,15 @@ def build_cases(
     workers: int = 2,
     desc: str = "",
     family: str = "a",
+    sites: tuple[str, ...] = (),
 ) -> CaseArrays:
     """Render and preprocess one case per seed of phantom ``family``; labels alternate LVO / no
-    LVO for balance."""
+    LVO for balance. Occlusion sites: :func:`training_site` (M2 over-sampled), or ``sites`` in
+    turn by seed."""
     if family not in FAMILIES:
         msg = f"phantom family {family!r}: choose one of {', '.join(FAMILIES)}"
         raise ValueError(msg)
-    jobs = [(s, i % 2 == 0, spacing_mm, family) for i, s in enumerate(seeds)]
+    jobs = [(s, i % 2 == 0, spacing_mm, family, sites) for i, s in enumerate(seeds)]
     out: list[tuple[np.ndarray, int, int, int, int]] = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
