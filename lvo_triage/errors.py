@@ -38,4 +38,4 @@ class ModelError(LvoTriageError):
 
 
 class DatasetError(LvoTriageError):
-    """A labelled dataset (``labels.csv`` and its images, CONTRACT.md) is malformed."""
+    """A labelled dataset (``labels.csv`` and its images, docs/contract.md) is malformed."""

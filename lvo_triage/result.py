@@ -1,4 +1,4 @@
-"""The result document of CONTRACT.md (schema ``lvo-triage/result/v1``)."""
+"""The result document of docs/contract.md (schema ``lvo-triage/result/v1``)."""
 
 from __future__ import annotations
 

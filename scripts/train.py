@@ -6,7 +6,7 @@
     python scripts/train.py ... --resume                                       # continue a run
     python scripts/train.py --data DATASET --out runs/NAME --engine ray [--address HOST:PORT]
 
-DATASET has the layout of CONTRACT.md: labels.csv (case_id, lvo, optional side and site) and one
+DATASET has the layout of docs/contract.md: labels.csv (case_id, lvo, optional side, site) and one
 DICOM folder or <case_id>.nii.gz per case. Every case goes through the inference transforms once
 (cached in OUT/cache, or --cache) and the epochs then augment it (mirror with the side label
 swapped, rotation and scale, shift, intensity, noise). Validation: --val-data, or a stratified

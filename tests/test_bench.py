@@ -40,7 +40,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rows = list(csv.DictReader(fh))
     assert [r["case_id"] for r in rows] == [f"case{i:04d}" for i in range(N_CASES)]
     assert {r["lvo"] for r in rows} == {"0", "1"}
-    assert all((root / r["case_id"]).is_dir() for r in rows)  # the CONTRACT.md layout
+    assert all((root / r["case_id"]).is_dir() for r in rows)  # the docs/contract.md layout
     (root / JUNK).mkdir()
     (root / JUNK / "notes.txt").write_text("not an image\n")
     rows.insert(2, {"case_id": JUNK, "lvo": "1", "side": "left", "site": "M1"})

@@ -17,7 +17,7 @@ FIELDS = {
     "lvo_suspected", "priority", "probability", "threshold", "side", "model", "timings_ms",
     "series_considered", "warnings", "started_at", "finished_at", "vessel_asymmetry",
 }  # fmt: skip
-EXTENSIONS = {"site", "key_image", "supersedes"}  # additive to CONTRACT.md's v1 document (README)
+EXTENSIONS = {"site", "key_image", "supersedes"}  # additive to the v1 document (docs/contract.md)
 
 
 def lvo_triage(*args: str | Path) -> subprocess.CompletedProcess[str]:

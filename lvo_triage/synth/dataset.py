@@ -1,5 +1,5 @@
 """Write synthetic studies: one DICOM case folder (or NIfTI file) each, plus ``labels.csv``
-(CONTRACT.md layout)."""
+(docs/contract.md layout)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Labelled family-B datasets in the layout of CONTRACT.md ("Labelled dataset").
+"""Labelled family-B datasets in the layout of docs/contract.md ("Labelled dataset").
 
 ``labels.csv`` has the required columns ``case_id`` and ``lvo`` and the optional ``side`` and
 ``site``, then family B's own: ``family`` (always ``B``), ``seed``, ``factors`` (out-of-range
