@@ -8,11 +8,15 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# requires-python in pyproject.toml: 3.11 only (the version the tests run on); docs/install.md
 $(STAMP): pyproject.toml
+	@$(if $(PYTHON),,echo "lvo-triage needs Python 3.11: none found, make setup PYTHON=..." >&2; exit 1;) \
+	$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v[:2] == (3, 11) else \
+		f"lvo-triage needs Python 3.11, $(PYTHON) is {v[0]}.{v[1]}: make setup PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,train]"
 	touch $(STAMP)
 
 demo: setup

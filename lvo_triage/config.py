@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import yaml
 
+from lvo_triage.assets import bundled_model, default_config
 from lvo_triage.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO_ROOT / "models" / "lvo-detector.onnx"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout (meaningless in an installed wheel)
+DEFAULT_MODEL = bundled_model()  # package data: found in a checkout and in an installed wheel
+DEFAULT_CONFIG = default_config()  # the defaults below as YAML; load_settings(None) needs no file
 PROVIDERS = ("cpu", "cuda")
 
 
@@ -282,40 +286,133 @@ class Settings:
 
 T = TypeVar("T")
 
+_EXPECTED = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    Path: "a file path (a string)",
+}
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong type; the caller names the key."""
+
+
+def _shown(value: Any) -> str:
+    """``value`` as it reads in YAML-ish text: strings in double quotes, null, true/false."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _got(value: Any) -> str:
+    """``value`` and what it is (a string, a list, ...), as an error message quotes it."""
+    if value is None or isinstance(value, bool):
+        return _shown(value)
+    return f"{_shown(value)} ({_kind(value)})"
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value other than null or true/false is, in a config author's words."""
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number with a fraction"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _expected(hint: Any) -> str:
+    """What a field of type ``hint`` takes, in a config author's words."""
+    args = get_args(hint)
+    if get_origin(hint) in (Union, UnionType):
+        inner = [_expected(a) for a in args if a is not type(None)]
+        return " or ".join(inner + (["null"] if type(None) in args else []))
+    if get_origin(hint) is tuple:
+        return f"a list (of {_EXPECTED.get(args[0], 'values').removeprefix('a ')}s)"
+    return _EXPECTED.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _coerce(value: Any, hint: Any, base_dir: Path) -> Any:
+    """``value`` read from YAML as the field type ``hint`` takes it; :class:`_Mismatch` when
+    its type is wrong. Entries of lists are checked by the settings themselves."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return _coerce(value, inner, base_dir)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _Mismatch
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _Mismatch
+        return value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Mismatch
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Mismatch
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Mismatch
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value.strip():
+            raise _Mismatch
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base_dir / path).resolve()
+    return value
+
 
 def _build(cls: type[T], values: Any, where: str, base_dir: Path) -> T:
+    """``cls`` from the YAML mapping ``values`` (a part is enough: the rest keeps its defaults);
+    every value is checked against its field's type first, and a wrong one is named with its
+    key, the value and what the key takes."""
+    section = where.rstrip(".") or "the config file"
+    if values is None and where:  # a section whose keys are all commented out: its defaults
+        values = {}
     if not isinstance(values, dict):
-        msg = f"{where or 'config'} must be a mapping, got {values!r}"
+        msg = f"{section} must be a mapping of settings (key: value lines), got {_got(values)}"
         raise ConfigError(msg)
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(set(values) - set(known), key=str)
     if unknown:
         msg = (
-            f"unknown setting(s) {', '.join(where + k for k in unknown)}; known: {', '.join(known)}"
+            f"unknown setting(s) {', '.join(where + str(k) for k in unknown)}; "
+            f"known in {section}: {', '.join(known)}"
         )
         raise ConfigError(msg)
+    hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        default = getattr(cls(), name)
-        if is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{where}{name}.", base_dir)
-        elif isinstance(default, Path):
-            path = Path(str(value)).expanduser()
-            kwargs[name] = path if path.is_absolute() else (base_dir / path).resolve()
-        elif isinstance(default, tuple):
-            if not isinstance(value, list | tuple):
-                msg = f"{where}{name} must be a list, got {value!r}"
-                raise ConfigError(msg)
-            kwargs[name] = tuple(value)
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            msg = f"{where}{name} must be true or false, got {value!r}"
-            raise ConfigError(msg)
-        else:
-            kwargs[name] = value
+        hint = hints[name]
+        if is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{where}{name}.", base_dir)  # type: ignore[arg-type]
+            continue
+        try:
+            kwargs[name] = _coerce(value, hint, base_dir)
+        except _Mismatch:
+            msg = f"{where}{name} must be {_expected(hint)}, got {_got(value)}"
+            raise ConfigError(msg) from None
     try:
         return cls(**kwargs)
-    except TypeError as exc:
-        msg = f"bad value in {where or 'config'}: {exc}"
+    except (TypeError, ValueError) as exc:  # not expected after the type checks above
+        msg = f"bad value in {section}: {exc}"
         raise ConfigError(msg) from exc
 
 
