@@ -1,4 +1,8 @@
-"""triage_study(): discover → select → load → preprocess → infer → decide → emit, nothing more."""
+"""The execution seam: :func:`plan` finds the studies under a path (headers only) and makes a
+:class:`StudyJob` of each; :func:`triage_job` runs one job through select → load → preprocess →
+infer → decide → emit with the warm :class:`Runtime`. The local loop (:func:`triage_path`), the
+Ray workers, ``bench`` and the watcher are maps of :func:`triage_job` over the planned jobs.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -25,7 +29,15 @@ from lvo_triage.outputs.key_image import key_image_png
 from lvo_triage.outputs.result_json import study_folder, write_result
 from lvo_triage.outputs.timing_log import append_timing
 from lvo_triage.preprocess import Preprocessor, require_contrast
-from lvo_triage.result import Side, Status, TriageResult, utc_now
+from lvo_triage.result import (
+    ModelInfo,
+    SeriesConsidered,
+    Side,
+    Status,
+    TriageResult,
+    VesselAsymmetry,
+    utc_now,
+)
 from lvo_triage.timing import StageTimer
 
 log = logging.getLogger(__name__)
@@ -35,7 +47,7 @@ KEY_IMAGE = "key_image.png"
 
 
 @dataclass
-class Engine:
+class Runtime:
     """What stays loaded between studies: settings, the warm ONNX session, the transforms."""
 
     settings: Settings
@@ -43,19 +55,32 @@ class Engine:
     preprocessor: Preprocessor
 
     @classmethod
-    def create(cls, settings: Settings) -> Engine:
+    def create(cls, settings: Settings) -> Runtime:
         detector = Detector(settings=settings.model)
         return cls(settings, detector, Preprocessor(spec=detector.card.input))
 
 
-def new_result(engine: Engine, started_at: str) -> TriageResult:
-    return TriageResult(
-        status=Status.OK,
-        reason=None,
-        model=engine.detector.info,
-        threshold=engine.detector.threshold,
-        started_at=started_at,
-    )
+@dataclass(frozen=True, kw_only=True)
+class StudyJob:
+    """One study found under a path, and what its result shares with the others found there.
+
+    ``study`` is None when the path held no usable study: the job's result is then the one
+    ``not_analyzable`` result of the path, with ``no_study`` as its reason. ``first``: the first
+    study found (its ``started_at`` is the discovery's); ``warnings``: the discovery's skipped
+    files; ``source``: the path as the user gave it (it names the output folder of a study
+    without a usable UID); ``arrival_epoch``: when the study's last file arrived
+    (``time.time()``, watched folders), which adds the wait to the timing line.
+    """
+
+    study: Study | None
+    first: bool
+    started_at: str
+    discover_ms: float
+    warnings: tuple[str, ...]
+    out: Path | None
+    source: str
+    no_study: str | None = None
+    arrival_epoch: float | None = None
 
 
 def skip_warnings(discovery: Discovery) -> list[str]:
@@ -76,12 +101,71 @@ def no_study_reason(discovery: Discovery) -> str:
     return reason
 
 
+def plan(
+    path: Path,
+    settings: Settings,
+    *,
+    out: Path | None = None,
+    source: str | None = None,
+    arrival_epoch: float | None = None,
+) -> list[StudyJob]:
+    """Discover the studies under ``path`` (headers only) and make a job of each; a path
+    without a usable study still gets one job (whose result says why). ``source`` names the
+    path in the results (default: ``path`` as given)."""
+    started_at = utc_now()
+    timer = StageTimer()
+    with timer.stage("discover"):
+        discovery = discover(path, limits=settings.limits)
+    discover_ms = timer.finish()["discover"]
+    log.info(
+        "found %d studies in %d files (%d skipped)",
+        len(discovery.studies),
+        discovery.files_seen,
+        len(discovery.skipped),
+    )
+
+    def job(study: Study | None, *, first: bool, no_study: str | None = None) -> StudyJob:
+        return StudyJob(
+            study=study,
+            first=first,
+            started_at=started_at,
+            discover_ms=discover_ms,
+            warnings=tuple(skip_warnings(discovery)),
+            out=out,
+            source=str(path) if source is None else source,
+            no_study=no_study,
+            arrival_epoch=arrival_epoch,
+        )
+
+    if not discovery.studies:
+        return [job(None, first=True, no_study=no_study_reason(discovery))]
+    return [job(study, first=index == 0) for index, study in enumerate(discovery.studies)]
+
+
+@dataclass
+class Findings:
+    """What the stages found in one study; the result document is built from it once."""
+
+    status: Status = Status.OK
+    reason: str | None = None
+    series_uid: str | None = None
+    series_considered: list[SeriesConsidered] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cautions: list[str] = field(default_factory=list)
+    probability: float | None = None
+    lvo_suspected: bool | None = None
+    side: Side | None = None
+    site: str | None = None
+    asymmetry: VesselAsymmetry | None = None
+    batch: np.ndarray | None = None  # the model input (for the key image)
+
+
 def _first_usable(
-    engine: Engine, selection: Selection, timer: StageTimer, result: TriageResult
+    runtime: Runtime, selection: Selection, timer: StageTimer, found: Findings
 ) -> np.ndarray:
     """Load and preprocess the candidates, best first, until one loads and shows contrast (a
     series with missing slices or without contrast makes way for the next); the model input."""
-    rules = engine.settings.selection
+    rules = runtime.settings.selection
     for index in selection.candidates:
         series = selection.parts[index]
         try:
@@ -89,62 +173,138 @@ def _first_usable(
                 volume, warnings = load_volume(
                     series,
                     max_gap_mm=rules.max_gap_mm,
-                    max_volume_mb=engine.settings.limits.max_volume_mb,
+                    max_volume_mb=runtime.settings.limits.max_volume_mb,
                 )
             with timer.stage("preprocess"):
-                batch, pose = engine.preprocessor.prepare(volume)
-                peak = require_contrast(batch, engine.preprocessor.spec, rules.min_arterial_hu)
+                batch, pose = runtime.preprocessor.prepare(volume)
+                peak = require_contrast(batch, runtime.preprocessor.spec, rules.min_arterial_hu)
         except NotAnalyzable as exc:
             selection.failed(index, exc.reason)
             continue
-        result.series_considered = selection.report(index)
-        result.series_instance_uid = series.uid
-        result.warnings.extend(warnings)
+        found.series_considered = selection.report(index)
+        found.series_uid = series.uid
+        found.warnings.extend(warnings)
         with timer.stage("postprocess"):
             stats = measure(volume, peak_hu=peak, pose=pose)
-            for short, sentence in outside(stats, engine.detector.card.input_ranges):
-                result.cautions.append(short)
-                result.warnings.append(sentence)
+            for short, sentence in outside(stats, runtime.detector.card.input_ranges):
+                found.cautions.append(short)
+                found.warnings.append(sentence)
         return batch
     first = selection.failures[selection.candidates[0]]
     raise NotAnalyzableWithSeries(first, selection.report(None))
 
 
-def triage_study(
-    engine: Engine, study: Study, timer: StageTimer, result: TriageResult
-) -> np.ndarray | None:
-    """Fill ``result`` for one study; ``NotAnalyzable`` becomes ``status: not_analyzable``.
-    Returns the model input (for the key image) when the study was analysed."""
-    result.study_instance_uid = study.uid
-    result.accession_number = study.accession_number
+def examine(runtime: Runtime, study: Study, timer: StageTimer) -> Findings:
+    """Select, load, preprocess, infer and decide for one study; ``NotAnalyzable`` becomes
+    ``status: not_analyzable`` with its reason."""
+    found = Findings()
     try:
         with timer.stage("select"):
-            selection = select_series(study, engine.settings.selection)
-        batch = _first_usable(engine, selection, timer, result)
+            selection = select_series(study, runtime.settings.selection)
+        batch = _first_usable(runtime, selection, timer, found)
         with timer.stage("inference"):
-            prediction = engine.detector.predict(batch)
+            prediction = runtime.detector.predict(batch)
         with timer.stage("postprocess"):
-            result.probability = prediction.p_lvo
-            result.lvo_suspected = prediction.p_lvo >= engine.detector.threshold
-            result.side = Side.LEFT if prediction.p_left >= 0.5 else Side.RIGHT
-            result.site = prediction.site
-            result.vessel_asymmetry = vessel_asymmetry(batch, engine.preprocessor.spec)
+            found.probability = prediction.p_lvo
+            found.lvo_suspected = prediction.p_lvo >= runtime.detector.threshold
+            found.side = Side.LEFT if prediction.p_left >= 0.5 else Side.RIGHT
+            found.site = prediction.site
+            found.asymmetry = vessel_asymmetry(batch, runtime.preprocessor.spec)
+            found.batch = batch
     except NotAnalyzableWithSeries as exc:
-        result.series_considered = exc.considered
-        result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
-        return None
+        found.series_considered = exc.considered
+        found.status, found.reason = Status.NOT_ANALYZABLE, exc.reason
     except NotAnalyzable as exc:
-        result.status, result.reason = Status.NOT_ANALYZABLE, exc.reason
-        return None
-    return batch
+        found.status, found.reason = Status.NOT_ANALYZABLE, exc.reason
+    return found
+
+
+def _job_timer(job: StudyJob) -> StageTimer:
+    timer = StageTimer(offset_ms=job.discover_ms)
+    timer.add("discover", job.discover_ms)
+    return timer
+
+
+def _started_at(job: StudyJob) -> str:
+    return job.started_at if job.first else utc_now()
+
+
+def triage_job(runtime: Runtime, job: StudyJob) -> TriageResult:
+    """Triage the study of ``job`` and write its outputs under ``job.out`` (when given). Never
+    raises for a bad study: an internal failure is a result with ``status: error``."""
+    timer = _job_timer(job)
+    started_at = _started_at(job)
+    if job.study is None:
+        found = Findings(status=Status.NOT_ANALYZABLE, reason=job.no_study)
+    else:
+        try:
+            found = examine(runtime, job.study, timer)
+        except Exception as exc:  # an internal failure: reported as status error, never silent
+            log.exception("internal failure while triaging a study")
+            found = Findings(
+                status=Status.ERROR, reason=f"internal error ({type(exc).__name__}): {exc}"
+            )
+    result = TriageResult(
+        status=found.status,
+        reason=found.reason,
+        model=runtime.detector.info,
+        threshold=runtime.detector.threshold,
+        started_at=started_at,
+        study_instance_uid=job.study.uid if job.study is not None else None,
+        series_instance_uid=found.series_uid,
+        accession_number=job.study.accession_number if job.study is not None else None,
+        lvo_suspected=found.lvo_suspected,
+        probability=found.probability,
+        side=found.side,
+        site=found.site,
+        vessel_asymmetry=found.asymmetry,
+        series_considered=found.series_considered,
+        warnings=[*job.warnings, *found.warnings],
+        cautions=found.cautions,
+    )
+    key_image = None
+    if found.batch is not None and job.out is not None:
+        key_image = partial(write_key_image, runtime, result, found.batch, job.out, job.source)
+    emit_result(result, timer, job.out, job.source, key_image, job.arrival_epoch)
+    return result
+
+
+def failed_job(job: StudyJob, *, model: ModelInfo, threshold: float, reason: str) -> TriageResult:
+    """The ``error`` result of a study that got no answer (``reason`` says why, e.g. its worker
+    was lost), written under ``job.out`` like any other result."""
+    result = TriageResult(
+        status=Status.ERROR,
+        reason=reason,
+        model=model,
+        threshold=threshold,
+        started_at=_started_at(job),
+        study_instance_uid=job.study.uid if job.study is not None else None,
+        accession_number=job.study.accession_number if job.study is not None else None,
+        warnings=list(job.warnings),
+    )
+    emit_result(result, _job_timer(job), job.out, job.source, None, job.arrival_epoch)
+    return result
+
+
+def error_result(runtime: Runtime, reason: str, *, study_uid: str | None = None) -> TriageResult:
+    """An ``error`` result that no job made (e.g. a study the watcher set aside), not yet
+    emitted."""
+    return TriageResult(
+        status=Status.ERROR,
+        reason=reason,
+        model=runtime.detector.info,
+        threshold=runtime.detector.threshold,
+        started_at=utc_now(),
+        study_instance_uid=study_uid,
+    )
 
 
 def write_key_image(
-    engine: Engine, result: TriageResult, batch: np.ndarray, out: Path, source: str
+    runtime: Runtime, result: TriageResult, batch: np.ndarray, out: Path, source: str
 ) -> None:
     png = key_image_png(
         batch,
-        engine.preprocessor.spec,
+        runtime.preprocessor.spec,
         lvo_suspected=result.lvo_suspected,
         side=result.side,
         probability=result.probability,
@@ -206,46 +366,9 @@ def emit_result(
 
 
 def triage_path(
-    engine: Engine, path: Path, *, out: Path | None = None, arrival_epoch: float | None = None
+    runtime: Runtime, path: Path, *, out: Path | None = None, arrival_epoch: float | None = None
 ) -> list[TriageResult]:
-    """Triage every study under ``path``; a folder without one still gets one result.
-    ``arrival_epoch``: when the last file arrived (``time.time()``), for the watched folder."""
-    started_at = utc_now()
-    discover_timer = StageTimer()
-    with discover_timer.stage("discover"):
-        discovery = discover(path, limits=engine.settings.limits)
-    discover_ms = discover_timer.finish()["discover"]
-    log.info(
-        "found %d studies in %d files (%d skipped)",
-        len(discovery.studies),
-        discovery.files_seen,
-        len(discovery.skipped),
-    )
-    results: list[TriageResult] = []
-    if not discovery.studies:
-        timer = StageTimer(offset_ms=discover_ms)
-        timer.add("discover", discover_ms)
-        result = new_result(engine, started_at)
-        result.status = Status.NOT_ANALYZABLE
-        result.reason = no_study_reason(discovery)
-        result.warnings = skip_warnings(discovery)
-        emit_result(result, timer, out, str(path), arrival_epoch=arrival_epoch)
-        return [result]
-    for study in discovery.studies:
-        timer = StageTimer(offset_ms=discover_ms)
-        timer.add("discover", discover_ms)
-        result = new_result(engine, started_at if not results else utc_now())
-        result.warnings = skip_warnings(discovery)
-        batch: np.ndarray | None = None
-        try:
-            batch = triage_study(engine, study, timer, result)
-        except Exception as exc:  # an internal failure: reported as status error, never silent
-            log.exception("internal failure while triaging a study")
-            result.status = Status.ERROR
-            result.reason = f"internal error ({type(exc).__name__}): {exc}"
-        key_image = None
-        if batch is not None and out is not None:
-            key_image = partial(write_key_image, engine, result, batch, out, str(path))
-        emit_result(result, timer, out, str(path), key_image, arrival_epoch)
-        results.append(result)
-    return results
+    """Triage every study under ``path`` in this process, one after the other (the local
+    loop); a folder without a study still gets one result."""
+    jobs = plan(path, runtime.settings, out=out, arrival_epoch=arrival_epoch)
+    return [triage_job(runtime, job) for job in jobs]

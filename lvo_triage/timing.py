@@ -1,10 +1,13 @@
-"""StageTimer: one wall-clock figure per pipeline stage."""
+"""StageTimer: one wall-clock figure per pipeline stage; :func:`peak_rss_mb` beside it."""
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class StageTimer:
@@ -39,3 +42,16 @@ class StageTimer:
     def snapshot(self) -> dict[str, float]:
         """The stages so far and the running total, without freezing it."""
         return {**self._stages, "total": self.elapsed_ms()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB. On Linux VmHWM, not ``ru_maxrss``:
+    Linux carries ru_maxrss over from the parent through fork and exec, so a child of a big
+    process would report the parent's size."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, bytes on macOS
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0

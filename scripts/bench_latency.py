@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 from monai.transforms import LoadImage, Orientation, Resize, ScaleIntensityRange, Spacing
 
-from lvo_triage.bench.suite import peak_rss_mb
 from lvo_triage.config import Settings
 from lvo_triage.inference import Detector
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.synth import sample_spec, with_slices, write_study
+from lvo_triage.timing import peak_rss_mb
 from lvo_triage.train.seeds import TEST_BASE
 
 SEED = TEST_BASE + 500_000
@@ -94,7 +94,7 @@ def latency(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="lvo-bench-") as tmp:
         folder, files = write_bench_study(args.slices, Path(tmp))
         size_mb = sum(f.stat().st_size for f in files) / 1e6
-        engine = Engine.create(settings_for(args.provider))
+        engine = Runtime.create(settings_for(args.provider))
         warm = triage_path(engine, folder)[0]
         print(
             f"study: {len(files)} files of 512x512, {size_mb:.0f} MB, uncompressed; "
@@ -138,7 +138,7 @@ def settings_for(provider: str) -> Settings:
 
 def memory_child(folder: Path, provider: str) -> None:
     """Run in a fresh process: the engine, one triage, and the peak RSS (printed as JSON)."""
-    engine = Engine.create(settings_for(provider))
+    engine = Runtime.create(settings_for(provider))
     engine_mb = peak_rss_mb()
     result = triage_path(engine, folder)[0]
     peak_mb = peak_rss_mb()

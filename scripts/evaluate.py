@@ -44,12 +44,12 @@ _engine: Any = None
 def _init(model: Path) -> None:
     import torch
 
-    from lvo_triage.pipeline import Engine
+    from lvo_triage.pipeline import Runtime
 
     torch.set_num_threads(1)
     global _engine
     base = Settings()
-    _engine = Engine.create(
+    _engine = Runtime.create(
         replace(base, model=replace(base.model, path=model, intra_op_threads=1))
     )
 

@@ -85,7 +85,8 @@ def ray_engine(args: argparse.Namespace) -> AbstractContextManager[None]:
 def labelled(
     args: argparse.Namespace, cache: Path, spec: InputSpec
 ) -> tuple[CaseArrays, CaseArrays]:
-    from lvo_triage.train.labelled import build_labelled_arrays, read_labels
+    from lvo_triage.labels import read_labels
+    from lvo_triage.train.labelled import build_labelled_arrays
 
     on_ray = args.engine == "ray"
 
@@ -93,7 +94,7 @@ def labelled(
         mapper = None
         folder = cache / (name + cache_suffix(spec))
         if on_ray:  # one Ray task per case, into the same cache
-            from lvo_triage.engines.ray_labelled import RayPreprocess
+            from lvo_triage.train.ray_labelled import RayPreprocess
 
             mapper = RayPreprocess(spec=spec, cache_dir=folder)
         return build_labelled_arrays(

@@ -12,7 +12,7 @@ import pytest
 from lvo_triage.asymmetry import vessel_asymmetry
 from lvo_triage.config import Settings
 from lvo_triage.model_card import InputSpec
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Side
 
 SPEC = InputSpec(shape=(88, 104, 72), spacing_mm=2.0, window_hu=(-100.0, 600.0))
@@ -62,7 +62,7 @@ def test_a_left_m1_occlusion_leaves_the_left_poorer(
 ) -> None:
     from lvo_triage.synth import sample_spec, write_study
 
-    engine = Engine.create(Settings())
+    engine = Runtime.create(Settings())
     (occluded,) = triage_path(engine, fast_study)
     spec = sample_spec(9_500_001, case_id="e2e", lvo=True, side="left", site="M1")
     write_study(dataclasses.replace(spec, lvo=False, side=None, site=None), tmp_path, fast=True)
@@ -74,7 +74,7 @@ def test_a_left_m1_occlusion_leaves_the_left_poorer(
 
 
 def test_no_second_opinion_without_an_analysis(plain_study: Path, bundled_model: Path) -> None:
-    (result,) = triage_path(Engine.create(Settings()), plain_study)  # no contrast
+    (result,) = triage_path(Runtime.create(Settings()), plain_study)  # no contrast
     assert result.to_dict()["vessel_asymmetry"] is None
 
 

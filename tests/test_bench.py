@@ -16,8 +16,8 @@ from PIL import Image
 from lvo_triage.bench.cases import CaseOutcome, run_case
 from lvo_triage.bench.figures import NOT_FOR_CLINICAL_USE, RunInfo, bench_metrics
 from lvo_triage.cli import EXIT_USAGE, main
+from lvo_triage.labels import CaseKind, LabelledCase
 from lvo_triage.result import ModelInfo
-from lvo_triage.train.labelled import CaseKind, LabelledCase
 
 N_CASES = 10  # synthetic, alternating LVO / no LVO
 JUNK = "junk_case"  # a case folder holding one text file: not analysable

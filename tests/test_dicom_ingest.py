@@ -101,13 +101,13 @@ def test_series_without_contrast_is_not_analyzable(tmp_path: Path, bundled_model
     import dataclasses
 
     from lvo_triage.config import Settings
-    from lvo_triage.pipeline import Engine, triage_path
+    from lvo_triage.pipeline import Runtime, triage_path
     from lvo_triage.result import Status
     from lvo_triage.synth import sample_spec, write_study
 
     spec = sample_spec(9_400_000, case_id="plain", lvo=False)
     plain = dataclasses.replace(spec, artery_hu=spec.white_hu + 5.0)
-    engine = Engine.create(Settings())
+    engine = Runtime.create(Settings())
     (result,) = triage_path(engine, write_study(plain, tmp_path / "plain", fast=True))
     assert result.status is Status.NOT_ANALYZABLE
     assert result.reason is not None and "no contrast-enhanced series" in result.reason

@@ -28,7 +28,7 @@ import pytest
 
 from lvo_triage.cli import main
 from lvo_triage.config import Settings
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 from tests.fuzz_dicom import Template, damaged_study, write_study
 
@@ -55,7 +55,7 @@ def template(fast_study: Path) -> Template:
 @pytest.fixture(scope="module")
 def reference(fast_study: Path, bundled_model: Path) -> float:
     """The undamaged study's probability."""
-    (result,) = triage_path(Engine.create(Settings()), fast_study)
+    (result,) = triage_path(Runtime.create(Settings()), fast_study)
     assert result.status is Status.OK and result.probability is not None
     return result.probability
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lvo_triage.config import Settings
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Priority, Side, Status, TriageResult
 from lvo_triage.synth import sample_spec, write_study
 from lvo_triage.train.seeds import split_of
@@ -29,7 +29,7 @@ def results(
     bundled_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, TriageResult]:
     assert split_of(SEED) == "test"
-    engine = Engine.create(Settings())
+    engine = Runtime.create(Settings())
     out = {}
     for name, (lvo, side, site) in CASES.items():
         spec = sample_spec(SEED, case_id="golden", lvo=lvo, side=side, site=site)

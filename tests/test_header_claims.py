@@ -20,7 +20,7 @@ from lvo_triage.dicom.pixels import read_slices
 from lvo_triage.dicom.select import select_series
 from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import ConfigError, NotAnalyzable, UnreadableFile
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 from tests.fuzz_dicom import BAD_GEOMETRY, LIES, Template, with_value, write_study
 
@@ -94,7 +94,7 @@ def test_one_lying_file_is_skipped_and_the_study_still_analysed(
     files[60] = with_value(files[60], ROWS, struct.pack("<H", 65535))
     files[61] = with_value(files[61], 0x00200032, b"nan\\nan\\nan")
     write_study(tmp_path / "study", files)
-    engine = Engine.create(Settings())
+    engine = Runtime.create(Settings())
     (result,) = triage_path(engine, tmp_path / "study")
     (reference,) = triage_path(engine, fast_study)
     assert result.status is Status.OK
@@ -129,7 +129,7 @@ def test_a_folder_of_damaged_files_says_why_in_its_reason(
 ) -> None:
     folder = tmp_path / "junk"
     write_study(folder, [with_value(f, ROWS, struct.pack("<H", 0)) for f in template.files[:5]])
-    (result,) = triage_path(Engine.create(Settings()), folder)
+    (result,) = triage_path(Runtime.create(Settings()), folder)
     assert result.status is Status.NOT_ANALYZABLE
     assert "5 skipped" in str(result.reason) and "its header claims" in str(result.reason)
 

@@ -16,7 +16,7 @@ from lvo_triage.config import Settings
 from lvo_triage.dicom.volume_types import Volume
 from lvo_triage.input_ranges import InputStats, noise_hu, outside
 from lvo_triage.outputs.key_image import banner_lines
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 
 
 @pytest.mark.parametrize("sigma", [5.0, 12.0, 25.0])
@@ -62,7 +62,7 @@ def test_a_study_unlike_the_training_studies_gets_a_warning_and_a_caution(
 ) -> None:
     base = Settings()
     narrow = _model_with_ranges(tmp_path, bundled_model, {"noise_hu": [0.0, 0.01]})
-    engine = Engine.create(replace(base, model=replace(base.model, path=narrow)))
+    engine = Runtime.create(replace(base, model=replace(base.model, path=narrow)))
     (result,) = triage_path(engine, fast_study, out=tmp_path / "out")
     warned = [w for w in result.warnings if w.startswith("outside the model's training range")]
     assert len(warned) == 1 and "image noise" in warned[0]
@@ -70,6 +70,6 @@ def test_a_study_unlike_the_training_studies_gets_a_warning_and_a_caution(
     wide = {name: [-1e9, 1e9] for name in ("arterial_peak_hu", "noise_hu", "yaw_deg")}
     (tmp_path / "w").mkdir()
     model = _model_with_ranges(tmp_path / "w", bundled_model, wide)
-    engine = Engine.create(replace(base, model=replace(base.model, path=model)))
+    engine = Runtime.create(replace(base, model=replace(base.model, path=model)))
     (result,) = triage_path(engine, fast_study)
     assert not [w for w in result.warnings if w.startswith("outside the model's training")]

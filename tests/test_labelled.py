@@ -16,6 +16,7 @@ import pytest
 from lvo_triage.cli import main
 from lvo_triage.dicom.volume_types import Volume
 from lvo_triage.errors import DatasetError, NotAnalyzable
+from lvo_triage.labels import CaseKind, read_labels
 from lvo_triage.model_card import DEFAULT_INPUT
 from lvo_triage.preprocess import Preprocessor
 from lvo_triage.synth import (
@@ -26,13 +27,7 @@ from lvo_triage.synth import (
     write_study_nifti,
 )
 from lvo_triage.train import labelled
-from lvo_triage.train.labelled import (
-    CaseKind,
-    build_labelled_arrays,
-    load_case,
-    load_image,
-    read_labels,
-)
+from lvo_triage.train.labelled import build_labelled_arrays, load_case, load_image
 
 SEED = 1  # case0000: left ICA-T, case0002: right M1, case0001/3: no LVO
 

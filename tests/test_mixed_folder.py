@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless, generate_uid
 
 from lvo_triage.config import Settings
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 from tests.dicom_edits import dose_reports, enhanced_ct, rewrite, study_uid_of
 
@@ -111,7 +111,7 @@ def test_every_study_gets_its_series_or_a_reason(
     root, expect = mixed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = triage_path(Engine.create(Settings()), root)
+        results = triage_path(Runtime.create(Settings()), root)
     by_study = {r.study_instance_uid: r for r in results}
     assert set(by_study) == set(expect)
     for uid, (status, phrase) in expect.items():

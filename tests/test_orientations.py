@@ -14,7 +14,7 @@ import pytest
 
 from lvo_triage.config import Settings
 from lvo_triage.dicom.volume_types import Volume
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Priority, Side, Status
 from lvo_triage.synth import acquisition_grid, render, sample_spec, write_series
 
@@ -57,7 +57,7 @@ def test_left_occlusion_is_left_in_every_orientation(
     shape, affine = _grid_like_acquisition(directions)
     volume: Volume = render(spec, shape, affine)
     write_series(volume, tmp_path, spec=spec, study_uid="1.2.3.4", series_uid="1.2.3.4.5")
-    (result,) = triage_path(Engine.create(Settings()), tmp_path)
+    (result,) = triage_path(Runtime.create(Settings()), tmp_path)
     assert result.status is Status.OK, result.reason
     assert result.priority is Priority.HIGH, result.probability
     assert result.side is Side.LEFT

@@ -23,8 +23,9 @@ import pytest
 
 from lvo_triage.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
 from lvo_triage.engines import RAY_EXTRA_HINT, EngineOptions
+from lvo_triage.labels import read_labels
 from lvo_triage.model_card import DEFAULT_INPUT
-from lvo_triage.train.labelled import build_labelled_arrays, read_labels
+from lvo_triage.train.labelled import build_labelled_arrays
 
 N_CASES = 11  # with the junk case: 12
 JUNK = "junk_case"
@@ -36,24 +37,24 @@ ACCURACY_FIELDS += ("accuracy", "bootstrap", "not_for_clinical_use")
 def _crash_on_marker() -> None:
     """Ray's worker set-up hook: a case or study under a path holding ``CRASH`` kills the
     worker process (as a segfaulting decoder would), everything else runs as usual."""
+    from lvo_triage import pipeline
     from lvo_triage.bench import cases
-    from lvo_triage.engines import study_jobs
 
-    real_path, real_study = cases.triage_path, study_jobs.triage_study
+    real_path, real_examine = cases.triage_path, pipeline.examine
 
-    def path_or_crash(engine: Any, path: Path, **kwargs: Any) -> Any:
+    def path_or_crash(runtime: Any, path: Path, **kwargs: Any) -> Any:
         if CRASH in str(path):
             os._exit(3)
-        return real_path(engine, path, **kwargs)
+        return real_path(runtime, path, **kwargs)
 
-    def study_or_crash(engine: Any, study: Any, timer: Any, result: Any) -> Any:
+    def examine_or_crash(runtime: Any, study: Any, timer: Any) -> Any:
         paths = [i.path for s in study.series.values() for i in s.instances]
         if any(CRASH in str(p) for p in paths):
             os._exit(3)
-        return real_study(engine, study, timer, result)
+        return real_examine(runtime, study, timer)
 
     cases.triage_path = path_or_crash  # type: ignore[assignment]
-    study_jobs.triage_study = study_or_crash  # type: ignore[assignment]
+    pipeline.examine = examine_or_crash  # type: ignore[assignment]
 
 
 def _require_ray() -> Any:
@@ -233,7 +234,7 @@ def test_a_crashing_worker_costs_its_case_only(
 def test_training_arrays_on_ray_equal_the_local_ones(
     ray_here: None, dataset: Path, tmp_path: Path
 ) -> None:
-    from lvo_triage.engines.ray_labelled import RayPreprocess
+    from lvo_triage.train.ray_labelled import RayPreprocess
 
     cases = read_labels(dataset)
     local = build_labelled_arrays(

@@ -14,14 +14,14 @@ from lvo_triage.dicom.discover import discover
 from lvo_triage.dicom.select import select_series
 from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 from tests.dicom_edits import dose_reports, enhanced_ct, rewrite, study_uid_of
 
 
 @pytest.fixture(scope="module")
-def engine(bundled_model: Path) -> Engine:
-    return Engine.create(Settings())
+def engine(bundled_model: Path) -> Runtime:
+    return Runtime.create(Settings())
 
 
 def _acquisition(number: int) -> Callable[[pydicom.Dataset], None]:
@@ -32,7 +32,7 @@ def _acquisition(number: int) -> Callable[[pydicom.Dataset], None]:
 
 
 def test_two_acquisitions_in_one_series_are_split_and_the_enhanced_one_taken(
-    fast_study: Path, plain_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, plain_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     # Acquisition 1 (first in line) has no contrast; acquisition 2 is the CTA, same positions.
@@ -85,7 +85,7 @@ def test_enhanced_ct_multiframe_loads_like_the_single_frame_series(
 
 
 def test_a_study_of_only_unusable_series_lists_each_reason(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     uid = study_uid_of(fast_study)
     dose_reports(next(fast_study.iterdir()), tmp_path / "in")

@@ -14,7 +14,8 @@ import pydicom
 import pytest
 
 from lvo_triage.config import Settings
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.labels import CaseKind, read_labels
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 from lvo_triage.synth_b import (
     SITES,
@@ -26,14 +27,14 @@ from lvo_triage.synth_b import (
     write_dataset_b,
     write_study_b,
 )
-from lvo_triage.train.labelled import CaseKind, load_case, load_image, read_labels
+from lvo_triage.train.labelled import load_case, load_image
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lvo_triage" / "synth_b"
 
 
 @pytest.fixture(scope="module")
-def engine(bundled_model: Path) -> Engine:
-    return Engine.create(Settings())
+def engine(bundled_model: Path) -> Runtime:
+    return Runtime.create(Settings())
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -43,7 +44,7 @@ def engine(bundled_model: Path) -> Engine:
     ("seed", "lvo", "side", "site"), [(21, False, None, None), (22, True, "left", "M1")]
 )
 def test_fast_study_is_accepted_by_the_pipeline(
-    engine: Engine, tmp_path: Path, seed: int, lvo: bool, side: str | None, site: str | None
+    engine: Runtime, tmp_path: Path, seed: int, lvo: bool, side: str | None, site: str | None
 ) -> None:
     case = sample_case(seed, lvo=lvo, side=side, site=site)
     folder = write_study_b(case, tmp_path / "study", fast=True)
@@ -57,7 +58,7 @@ def test_fast_study_is_accepted_by_the_pipeline(
 
 @pytest.mark.parametrize("seed", [31])
 def test_out_of_range_study_gets_a_result_never_an_error(
-    engine: Engine, tmp_path: Path, seed: int
+    engine: Runtime, tmp_path: Path, seed: int
 ) -> None:
     case = sample_case(seed, out_of_range=True)
     assert len(case.factors) == 2
@@ -245,7 +246,7 @@ def test_nifti_dataset_reads_back_in_the_same_place(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_full_resolution_study_is_accepted_by_the_pipeline(engine: Engine, tmp_path: Path) -> None:
+def test_full_resolution_study_is_accepted_by_the_pipeline(engine: Runtime, tmp_path: Path) -> None:
     case = sample_case(61, lvo=True, side="right", site="M1")
     volume = render_case(case)
     assert volume.hu.shape[:2] == (512, 512)

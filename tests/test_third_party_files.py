@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_files
 
 from lvo_triage.config import Settings
 from lvo_triage.dicom.discover import discover
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
 
 
@@ -43,7 +43,7 @@ def test_every_file_is_accounted_for(third_party: Path) -> None:
 def test_no_file_crashes_the_pipeline(third_party: Path, bundled_model: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = triage_path(Engine.create(Settings()), third_party)
+        results = triage_path(Runtime.create(Settings()), third_party)
     assert results
     errors = [r.reason for r in results if r.status is Status.ERROR]
     assert errors == []

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 
 from lvo_triage.config import Settings, WatchSettings
-from lvo_triage.pipeline import Engine
+from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status
 from lvo_triage.service.inbox import safe_name
 from lvo_triage.service.watch import Watcher
@@ -30,14 +30,14 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def engine(bundled_model: Path) -> Engine:
-    return Engine.create(Settings())
+def engine(bundled_model: Path) -> Runtime:
+    return Runtime.create(Settings())
 
 
-def _watcher(tmp_path: Path, engine: Engine, **watch: object) -> tuple[Watcher, Clock]:
+def _watcher(tmp_path: Path, engine: Runtime, **watch: object) -> tuple[Watcher, Clock]:
     clock = Clock()
     if watch:
-        engine = Engine(
+        engine = Runtime(
             Settings(selection=engine.settings.selection, watch=WatchSettings(**watch)),  # type: ignore[arg-type]
             engine.detector,
             engine.preprocessor,
@@ -66,7 +66,7 @@ def _timing(out: Path) -> list[dict[str, object]]:
 
 
 def test_a_complete_series_is_triaged_before_the_quiet_period(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     _drop(sorted(fast_study.iterdir()), watcher.inbox.root, "any/nesting")
@@ -84,7 +84,7 @@ def test_a_complete_series_is_triaged_before_the_quiet_period(
 
 
 def test_junk_is_quarantined_with_a_reason_and_duplicates_are_ignored(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     files = sorted(fast_study.iterdir())
@@ -102,7 +102,7 @@ def test_junk_is_quarantined_with_a_reason_and_duplicates_are_ignored(
 
 
 def test_a_study_claimed_before_a_crash_is_triaged_on_restart(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, _ = _watcher(tmp_path, engine)
     uid = str(pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True).StudyInstanceUID)
@@ -115,7 +115,7 @@ def test_a_study_claimed_before_a_crash_is_triaged_on_restart(
 
 
 def test_images_arriving_after_the_triage_supersede_its_result(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     files = sorted(
@@ -161,7 +161,7 @@ def test_names_from_received_data_never_make_paths() -> None:
 
 
 def test_an_unwritable_outbox_keeps_the_input_and_retries(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     uid = str(pydicom.dcmread(next(fast_study.iterdir()), stop_before_pixels=True).StudyInstanceUID)
@@ -258,7 +258,7 @@ def test_a_claim_cut_short_by_a_crash_is_completed_on_restart(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_two_hundred_studies_dropped_at_once_are_all_processed(
-    fast_study: Path, tmp_path: Path, engine: Engine
+    fast_study: Path, tmp_path: Path, engine: Runtime
 ) -> None:
     """200 small studies (25 slices each, too short to analyse: each gets not_analyzable)."""
     from pydicom.uid import generate_uid

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lvo_triage.config import Settings
-from lvo_triage.pipeline import Engine
+from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status
 from lvo_triage.service import watch
 from lvo_triage.service.inbox import safe_name
@@ -25,8 +25,8 @@ from tests.test_watch import _run_until, _wait_for, _watcher
 
 
 @pytest.fixture(scope="module")
-def engine(bundled_model: Path) -> Engine:
-    return Engine.create(Settings())
+def engine(bundled_model: Path) -> Runtime:
+    return Runtime.create(Settings())
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def _result(out: Path, uid: str) -> dict[str, object]:
 
 
 def test_a_study_the_process_died_in_twice_is_set_aside_not_triaged(
-    template: Template, tmp_path: Path, engine: Engine
+    template: Template, tmp_path: Path, engine: Runtime
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     uid = template.uid(template.study_uid, 1)
@@ -60,12 +60,12 @@ def test_a_study_the_process_died_in_twice_is_set_aside_not_triaged(
 
 
 def test_a_triage_that_raises_sets_the_study_aside_and_the_watch_goes_on(
-    template: Template, tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    template: Template, tmp_path: Path, engine: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watcher, clock = _watcher(tmp_path, engine)
     real, victim = watch.triage_path, template.uid(template.study_uid, 1).encode()
 
-    def broken(engine: Engine, path: Path, **kwargs: object) -> object:
+    def broken(engine: Runtime, path: Path, **kwargs: object) -> object:
         if victim in next(path.iterdir()).read_bytes():
             raise RuntimeError("a bug the pipeline did not catch")
         return real(engine, path, **kwargs)  # type: ignore[arg-type]
@@ -84,14 +84,14 @@ def test_a_triage_that_raises_sets_the_study_aside_and_the_watch_goes_on(
 
 
 def test_an_error_result_sets_the_files_aside_instead_of_archiving_them(
-    template: Template, tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    template: Template, tmp_path: Path, engine: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lvo_triage import pipeline
 
     def broken(*args: object) -> None:
         raise ZeroDivisionError("a bug in a stage")
 
-    monkeypatch.setattr(pipeline, "triage_study", broken)
+    monkeypatch.setattr(pipeline, "examine", broken)
     watcher, clock = _watcher(tmp_path, engine)
     write_study(watcher.inbox.root / "a", template.copy(1))
     (result,) = _run_until(watcher, clock, 3.0)
@@ -104,7 +104,7 @@ def test_an_error_result_sets_the_files_aside_instead_of_archiving_them(
 def test_a_poll_that_raises_is_logged_and_the_loop_goes_on(
     template: Template,
     tmp_path: Path,
-    engine: Engine,
+    engine: Runtime,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -133,12 +133,12 @@ def test_a_poll_that_raises_is_logged_and_the_loop_goes_on(
 DYING = """\
 import os, signal, sys
 from lvo_triage import pipeline
-real = pipeline.triage_study
-def dying(engine, study, timer, result):
+real = pipeline.examine
+def dying(runtime, study, timer):
     if study.uid == sys.argv[1]:
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(engine, study, timer, result)
-pipeline.triage_study = dying
+    return real(runtime, study, timer)
+pipeline.examine = dying
 from lvo_triage.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -4,6 +4,7 @@ pipeline over a labelled dataset, with a report. NOT FOR CLINICAL USE.
     cases.py    the dataset read for bench, one case through the pipeline, the local loop
     figures.py  metrics.json from the cases' outcomes
     plots.py    roc.png, latency.png
+    ray.py      the cases on Ray workers (bench --engine ray)
     report.py   report.md, report.html (from metrics.json)
     suite.py    all of it, into one folder
 """

@@ -1,7 +1,7 @@
 """The validators' cases: a labelled dataset read for ``bench``, one case through the real
 pipeline (:func:`run_case`), and the in-process loop over them (:func:`run_local`).
 
-:func:`run_case` is a plain function of the warm :class:`Engine` and one case, returning a small
+:func:`run_case` is a plain function of the warm :class:`Runtime` and one case, returning a small
 picklable :class:`CaseOutcome`, so that another loop (worker processes, a cluster) can map it over
 the cases the same way :func:`run_local` does.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lvo_triage.errors import DatasetError
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.labels import CaseKind, LabelledCase, read_labels
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import Status
-from lvo_triage.train.labelled import CaseKind, LabelledCase, read_labels
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _one_line(text: str) -> str:
     return f"{lines[0]} {'; '.join(lines[1:])}"
 
 
-def run_case(engine: Engine, case: LabelledCase) -> CaseOutcome:
+def run_case(engine: Runtime, case: LabelledCase) -> CaseOutcome:
     """Triage one case folder with the warm ``engine``. Never raises for a bad case: an input the
     pipeline cannot judge is ``not_analyzable`` with its reason, anything else ``error``."""
     try:
@@ -139,7 +139,7 @@ class LoopRun:
     wall_s: float
 
 
-def run_local(engine: Engine, cases: Sequence[LabelledCase], *, progress: bool = True) -> LoopRun:
+def run_local(engine: Runtime, cases: Sequence[LabelledCase], *, progress: bool = True) -> LoopRun:
     """:func:`run_case` over ``cases`` one after the other in this process, with a progress bar
     on stderr."""
     outcomes: list[CaseOutcome] = []

@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import resource
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +25,8 @@ from lvo_triage.bench.report import (
 from lvo_triage.config import Settings
 from lvo_triage.engines.options import EngineKind, EngineOptions
 from lvo_triage.outputs.files import write_atomic
-from lvo_triage.pipeline import Engine
+from lvo_triage.pipeline import Runtime
+from lvo_triage.timing import peak_rss_mb
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -45,19 +44,6 @@ CASE_COLUMNS = (
     "asymmetry",
     "asymmetry_side",
 )
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB. On Linux VmHWM, not ``ru_maxrss``:
-    Linux carries ru_maxrss over from the parent through fork and exec, so a child of a big
-    process would report the parent's size."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB, bytes on macOS
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def run_bench(
@@ -79,7 +65,7 @@ def run_bench(
     cases = read_dataset(dataset, limit=limit)
     engine = engine or EngineOptions()
     if engine.is_ray:
-        from lvo_triage.engines.ray_bench import run_ray
+        from lvo_triage.bench.ray import run_ray
 
         ray_run = run_ray(cases, settings, engine, progress=progress)
         loop = ray_run.loop
@@ -95,7 +81,7 @@ def run_bench(
         )
     else:
         start = time.perf_counter()
-        local = Engine.create(settings)
+        local = Runtime.create(settings)
         startup_s = time.perf_counter() - start
         loop = run_local(local, cases, progress=progress)
         info = RunInfo(

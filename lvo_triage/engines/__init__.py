@@ -4,12 +4,12 @@ answers; Ray is the optional extra ``lvo-triage[ray]``, imported only when asked
 
     options.py       --engine, --address, --workers; require_ray()
     ray_cluster.py   joining or starting Ray, sizing and starting the workers
-    ray_worker.py    the worker actor: a warm Engine, one case or study per call
+    ray_worker.py    the worker actor: a warm Runtime, fn(runtime, item) per call
     ray_pool.py      the started workers; calls streamed over them, lost ones turned into reasons
-    study_jobs.py    one discovered study of ``run`` as a job, triaged as the local engine does
-    ray_bench.py     ``bench --engine ray``
-    ray_run.py       ``run --engine ray``
-    ray_labelled.py  training-set preprocessing on Ray (scripts/train.py --engine ray)
+    ray_run.py       ``run --engine ray``: the pipeline's jobs mapped over the workers
+
+``bench --engine ray`` lives in ``bench/ray.py``, training-set preprocessing on Ray in
+``train/ray_labelled.py``; both use the workers started here.
 """
 
 from __future__ import annotations

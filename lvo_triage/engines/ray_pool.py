@@ -154,13 +154,22 @@ class WorkerPool:
         ray.kill(actor, no_restart=True)
 
     def stream(
-        self, items: Sequence[Item], submit: Callable[[Any, Item], Any]
+        self,
+        items: Sequence[Item],
+        submit: Callable[[Any, Item], Any],
+        *,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Finished]:
         """``submit(worker, item)`` (it returns the call's ObjectRef) for every item, as workers
-        become idle; each item's :class:`Finished` as soon as it is back, in any order."""
+        become idle; each item's :class:`Finished` as soon as it is back, in any order. Once
+        ``should_stop()`` says True, no further item is submitted; the ones in flight finish."""
         pending = deque(range(len(items)))
         busy: dict[Any, tuple[int, Any]] = {}
         while pending or busy:
+            if should_stop is not None and should_stop():
+                pending.clear()
+                if not busy:
+                    return
             while pending and self._idle:
                 index = pending.popleft()
                 actor = self._idle.pop()

@@ -16,13 +16,11 @@ from typing import Any
 from tqdm import tqdm
 
 from lvo_triage.config import Settings
-from lvo_triage.dicom.discover import discover
 from lvo_triage.engines.options import EngineOptions
 from lvo_triage.engines.ray_cluster import ray_session, start_pool
-from lvo_triage.engines.study_jobs import StudyJob, failed_job
-from lvo_triage.pipeline import Engine, skip_warnings, triage_path
-from lvo_triage.result import Status, TriageResult, utc_now
-from lvo_triage.timing import StageTimer
+from lvo_triage.engines.ray_worker import study_on_worker
+from lvo_triage.pipeline import Runtime, StudyJob, failed_job, plan, triage_job
+from lvo_triage.result import Status, TriageResult
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ OnResult = Callable[[TriageResult], None]
 
 
 def _submit(actor: Any, job: StudyJob) -> Any:
-    return actor.triage_study.remote(job)
+    return actor.call.remote(study_on_worker, job)
 
 
 def triage_path_ray(
@@ -41,48 +39,32 @@ def triage_path_ray(
     out: Path | None = None,
     progress: bool = True,
     on_result: OnResult | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[TriageResult]:
     """Triage every study under ``path`` on the Ray workers; the results in the order the
     studies were found (``on_result`` sees each one as it finishes). A study whose worker fails
     gets an ``error`` result; the others go on. A folder without a study gets its one
-    ``not_analyzable`` result from the local engine (there is nothing to spread)."""
-    started_at = utc_now()
-    timer = StageTimer()
-    with timer.stage("discover"):
-        discovery = discover(path.resolve(), limits=settings.limits)
-    discover_ms = timer.finish()["discover"]
-    log.info(
-        "found %d studies in %d files (%d skipped)",
-        len(discovery.studies),
-        discovery.files_seen,
-        len(discovery.skipped),
+    ``not_analyzable`` result here (there is nothing to spread). ``should_stop`` is asked after
+    each finished study: once it says True, no further study starts, and the results of the
+    studies already finished are returned."""
+    jobs = plan(
+        path.resolve(),
+        settings,
+        out=out.resolve() if out is not None else None,
+        source=str(path),
     )
-    if not discovery.studies:
-        nothing = triage_path(Engine.create(settings), path, out=out)
+    if jobs[0].study is None:
+        nothing = triage_job(Runtime.create(settings), jobs[0])
         if on_result is not None:
-            for each in nothing:
-                on_result(each)
-        return nothing
-    warnings = tuple(skip_warnings(discovery))
-    jobs = [
-        StudyJob(
-            study=study,
-            first=index == 0,
-            started_at=started_at,
-            discover_ms=discover_ms,
-            warnings=warnings,
-            out=out.resolve() if out is not None else None,
-            source=str(path),
-        )
-        for index, study in enumerate(discovery.studies)
-    ]
+            on_result(nothing)
+        return [nothing]
     results: list[TriageResult | None] = [None] * len(jobs)
     with ray_session(options.address):
         pool = start_pool(settings, requested=options.workers, items=len(jobs))
         try:
             worker = pool.wait_ready()
             bar = tqdm(total=len(jobs), desc="run", unit="study", disable=not progress)
-            for done in pool.stream(jobs, _submit):
+            for done in pool.stream(jobs, _submit, should_stop=should_stop):
                 result: TriageResult
                 if done.lost is None:
                     result = done.value

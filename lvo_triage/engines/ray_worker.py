@@ -1,10 +1,13 @@
-"""The Ray worker: one actor per worker, holding a warm :class:`Engine` (one ONNX Runtime
-session) for every study it is given.
+"""The Ray worker: one actor per worker, holding a warm :class:`~lvo_triage.pipeline.Runtime`
+(one ONNX Runtime session) for every call it is given.
 
 :class:`TriageWorker` is a plain class; :mod:`lvo_triage.engines.ray_cluster` makes it an actor
-with ``ray.remote``. It is created on the worker's node, so the bundled model is found there (the
-driver's install path may not exist on another machine), and it runs with as many threads as the
-CPUs Ray gave it: several workers sharing a machine then do not fight over its cores.
+with ``ray.remote``. It knows nothing of what it runs: :meth:`TriageWorker.call` applies a
+module-level function ``fn(runtime, item)`` (``run`` gives :func:`study_on_worker`, ``bench``
+its case function) to one item. It is created on the worker's node, so the bundled model is
+found there (the driver's install path may not exist on another machine), and it runs with as
+many threads as the CPUs Ray gave it: several workers sharing a machine then do not fight over
+its cores.
 """
 
 from __future__ import annotations
@@ -12,18 +15,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-from lvo_triage.bench.cases import CaseOutcome, failed_outcome, run_case
-from lvo_triage.bench.suite import peak_rss_mb
 from lvo_triage.config import DEFAULT_MODEL, Settings
-from lvo_triage.engines.study_jobs import StudyJob, failed_job, triage_job
-from lvo_triage.pipeline import Engine, triage_path
-from lvo_triage.result import ModelInfo, Status, TriageResult
-from lvo_triage.train.labelled import LabelledCase
+from lvo_triage.pipeline import Runtime, StudyJob, failed_job, triage_job
+from lvo_triage.result import ModelInfo, TriageResult
+from lvo_triage.timing import peak_rss_mb
+
+Item = TypeVar("Item")
+Value = TypeVar("Value")
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,21 @@ def not_visible(path: Path) -> str | None:
     )
 
 
+def study_on_worker(runtime: Runtime, job: StudyJob) -> TriageResult:
+    """:func:`~lvo_triage.pipeline.triage_job` on a worker: a study whose files this node
+    cannot see gets an ``error`` result that says so."""
+    first = None
+    if job.study is not None:
+        first = next((i.path for s in job.study.series.values() for i in s.instances), None)
+    problem = None if first is None else not_visible(first)
+    if problem is not None:
+        detector = runtime.detector
+        return failed_job(job, model=detector.info, threshold=detector.threshold, reason=problem)
+    return triage_job(runtime, job)
+
+
 class TriageWorker:
-    """A warm engine in a worker process; each method handles one case or study."""
+    """A warm runtime in a worker process; each call handles one item."""
 
     def __init__(self, settings: Settings, *, threads: int, bundled_model: bool) -> None:
         if threads < 1:
@@ -68,7 +86,7 @@ class TriageWorker:
             raise ValueError(msg)
         torch.set_num_threads(threads)  # preprocessing (MONAI on torch) shares the CPUs too
         self.threads = threads
-        self.engine = Engine.create(
+        self.runtime = Runtime.create(
             worker_settings(settings, threads=threads, bundled_model=bundled_model)
         )
 
@@ -77,34 +95,13 @@ class TriageWorker:
             host=socket.gethostname(),
             pid=os.getpid(),
             threads=self.threads,
-            model=self.engine.detector.info,
-            threshold=self.engine.detector.threshold,
+            model=self.runtime.detector.info,
+            threshold=self.runtime.detector.threshold,
         )
 
-    def bench_case(self, case: LabelledCase) -> CaseOutcome:
-        """:func:`run_case` on this worker's engine."""
-        problem = not_visible(case.path)
-        if problem is not None:
-            return failed_outcome(case, Status.ERROR, problem)
-        return run_case(self.engine, case)
-
-    def triage_study(self, job: StudyJob) -> TriageResult:
-        """One study found by the driver, with its outputs written as the local engine writes
-        them."""
-        first = next(
-            (i.path for series in job.study.series.values() for i in series.instances), None
-        )
-        problem = None if first is None else not_visible(first)
-        if problem is not None:
-            detector = self.engine.detector
-            return failed_job(
-                job, model=detector.info, threshold=detector.threshold, reason=problem
-            )
-        return triage_job(self.engine, job)
-
-    def triage_path(self, path: Path, out: Path | None) -> list[TriageResult]:
-        """The whole of ``path`` as the local engine triages it (for a folder without studies)."""
-        return triage_path(self.engine, path, out=out)
+    def call(self, fn: Callable[[Runtime, Item], Value], item: Item) -> Value:
+        """``fn(runtime, item)`` with this worker's warm runtime."""
+        return fn(self.runtime, item)
 
     def peak_rss_mb(self) -> float:
         """This worker process's peak resident memory so far, in MiB."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from lvo_triage.errors import ConfigError
 from lvo_triage.outputs.result_json import study_folder
-from lvo_triage.pipeline import Engine
+from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status, TriageResult
 from lvo_triage.service.delivery import (
     Delivery,
@@ -64,7 +64,7 @@ class Service:
         *,
         inbox: Path,
         outbox: Path,
-        engine: Engine,
+        engine: Runtime,
         webhook_secret: bytes | None = None,
         host: str = "",
     ) -> None:

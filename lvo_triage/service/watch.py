@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from lvo_triage.pipeline import Engine, emit_result, new_result, triage_path
-from lvo_triage.result import Status, TriageResult, utc_now
+from lvo_triage.pipeline import Runtime, emit_result, error_result, triage_path
+from lvo_triage.result import Status, TriageResult
 from lvo_triage.service.arrivals import Arrivals, PendingStudy
 from lvo_triage.service.events import Wakeup
 from lvo_triage.service.inbox import BEATS_PER_LEASE, SAFE_NAME, Inbox
@@ -49,7 +49,7 @@ class Watcher:
         self,
         inbox: Path,
         outbox: Path,
-        engine: Engine,
+        engine: Runtime,
         *,
         clock: Callable[[], float] = time.monotonic,
         on_results: Callable[[Path, list[TriageResult]], None] | None = None,
@@ -164,11 +164,12 @@ class Watcher:
         the files are), without triaging it."""
         target = self.inbox.set_aside(folder, why)
         log.error("a study was set aside in %s: %s", target, why)
-        result = new_result(self.engine, utc_now())
-        result.status = Status.ERROR
-        result.reason = f"{why}; its images are in {target}: look at them yourself"
-        if SAFE_NAME.match(folder.name) and folder.name[0].isdigit():  # the study UID itself
-            result.study_instance_uid = folder.name
+        named = SAFE_NAME.match(folder.name) and folder.name[0].isdigit()  # the study UID itself
+        result = error_result(
+            self.engine,
+            f"{why}; its images are in {target}: look at them yourself",
+            study_uid=folder.name if named else None,
+        )
         try:
             emit_result(result, StageTimer(), self.outbox, str(folder))
         except OSError as exc:

@@ -12,13 +12,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lvo_triage.bench.cases import CaseOutcome, LoopRun, failed_outcome
+from lvo_triage.bench.cases import CaseOutcome, LoopRun, failed_outcome, run_case
 from lvo_triage.config import Settings
 from lvo_triage.engines.options import EngineOptions
 from lvo_triage.engines.ray_cluster import ray_session, start_pool
-from lvo_triage.engines.ray_worker import WorkerInfo
+from lvo_triage.engines.ray_worker import WorkerInfo, not_visible
+from lvo_triage.labels import LabelledCase
+from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status
-from lvo_triage.train.labelled import LabelledCase
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,17 @@ class RayBenchRun:
     peak_rss_mb: float | None
 
 
+def case_on_worker(runtime: Runtime, case: LabelledCase) -> CaseOutcome:
+    """:func:`~lvo_triage.bench.cases.run_case` on a worker: a case whose folder this node
+    cannot see is an ``error`` outcome that says so."""
+    problem = not_visible(case.path)
+    if problem is not None:
+        return failed_outcome(case, Status.ERROR, problem)
+    return run_case(runtime, case)
+
+
 def _submit(actor: Any, case: LabelledCase) -> Any:
-    return actor.bench_case.remote(case)
+    return actor.call.remote(case_on_worker, case)
 
 
 def run_ray(
