@@ -4,24 +4,138 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from lvo_triage import __version__
-from lvo_triage.errors import ConfigError, LvoTriageError
+from lvo_triage.errors import ConfigError, LvoTriageError, ModelError
 
 if TYPE_CHECKING:
+    from lvo_triage.config import Settings
     from lvo_triage.engines import EngineOptions
+    from lvo_triage.result import TriageResult
 
 log = logging.getLogger("lvo_triage")
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Libraries whose warnings and log notes a user of lvo-triage cannot act on (deprecations aimed
+# at their callers, optional accelerators that are absent, Ray's cluster notices).
+THIRD_PARTY = ("monai", "torch", "onnxruntime", "ray", "highdicom", "pynetdicom", "numpy", "scipy")
+QUIET_LOGGERS = {
+    "monai": logging.ERROR,  # e.g. "nvImageCodec is not available; skipping pydicom decoder ..."
+    "monai.data.nvimgcodec_pydicom_plugin": logging.ERROR,
+    "ray._private.authentication": logging.ERROR,  # "Token authentication is enabled ..."
+}
 
 
 class UsageError(Exception):
     pass
+
+
+def silence_third_party() -> None:
+    """Keep third-party warnings a user cannot act on off stderr (``--verbose`` keeps them).
+
+    Deprecation and future warnings are aimed at developers, and a library raises them with the
+    caller's module as their origin, so they are ignored whatever module they name; other
+    warnings only when a third-party library raised them. Worker processes started from here
+    (the Ray engine on this machine) inherit the same through ``PYTHONWARNINGS``.
+    """
+    import os
+
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    pattern = "|".join(THIRD_PARTY)
+    warnings.filterwarnings("ignore", module=rf"({pattern})(\.|$)")
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    quiet = "ignore::DeprecationWarning,ignore::FutureWarning"
+    inherited = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in inherited:
+        os.environ["PYTHONWARNINGS"] = f"{inherited},{quiet}" if inherited else quiet
+
+
+def writable_folder(path: Path, flag: str, what: str) -> None:
+    """Make sure ``path`` is a folder this process can write into (creating it when missing)
+    by writing and deleting a file there, which holds for root as for anyone; a
+    :class:`UsageError` naming ``flag`` otherwise, before any work is done."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a file: give a folder for {what}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = (
+            f"{flag} {str(path)!r} cannot be created ({exc.strerror or exc}): give a folder "
+            f"you can write to for {what}"
+        )
+        raise UsageError(msg) from exc
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".lvo-triage-write-test-"):
+            pass
+    except OSError as exc:
+        msg = (
+            f"{flag} {str(path)!r} is not writable ({exc.strerror or exc}): give a folder you "
+            f"can write to for {what}, or change its permissions"
+        )
+        raise UsageError(msg) from exc
+
+
+def readable_model(settings: Settings) -> None:
+    """A :class:`UsageError` naming the model file when it is missing or unreadable, before
+    anything is loaded (the Ray engine loads it in its workers)."""
+    path = Path(settings.model.path)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError)
+        problem = "not found" if missing else f"cannot be read ({exc.strerror or exc})"
+        msg = (
+            f"model file {str(path)!r} {problem}: set model.path in the "
+            "--config file to an ONNX model with its model card (.json) beside it, or reinstall "
+            "lvo-triage for the bundled model"
+        )
+        raise UsageError(msg) from exc
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) during ``run``: the first asks to stop after the study in hand
+    (:attr:`requested`), a second stops at once (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write(  # on a line of its own, below the progress bar
+            "\nlvo-triage run: stopping after the study in hand (Ctrl-C again to stop at once)\n"
+        )
+        sys.stderr.flush()
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[StopRequest]:
+    """Install :class:`StopRequest` as the SIGINT handler for the block, then restore the
+    previous handler (signal handlers belong to the main thread: elsewhere nothing changes)."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _destination(text: str) -> str:
@@ -149,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
         "dataset",
         type=Path,
         metavar="DATASET",
-        help="folder with labels.csv and one DICOM folder per case (CONTRACT.md)",
+        help="folder with labels.csv and one DICOM folder per case (docs/contract.md)",
     )
     bench.add_argument(
         "--out",
@@ -191,34 +305,52 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from lvo_triage.config import load_settings
-    from lvo_triage.pipeline import Engine, triage_path
-    from lvo_triage.result import Status, TriageResult
+    from lvo_triage.result import Status
 
     if not args.path.exists():
         raise UsageError(f"PATH {str(args.path)!r} does not exist")
     options = _engine_options(args)
     settings = load_settings(args.config)
+    if args.out is not None:  # before the model loads or any study is found
+        writable_folder(args.out, "--out", "the results")
+    readable_model(settings)
+    results: list[TriageResult] = []  # in the order the studies finished
 
-    def line(result: TriageResult) -> str:
-        return result.to_json() if args.json else result.headline()
+    def show(result: TriageResult) -> None:  # as each study finishes, above the progress bar
+        results.append(result)
+        tqdm.write(result.to_json() if args.json else result.headline(), file=sys.stdout)
+        sys.stdout.flush()
 
-    if options.is_ray:
-        from tqdm import tqdm
+    total: int | None = None
+    with stop_on_interrupt() as stop:
+        try:
+            if options.is_ray:
+                from lvo_triage.engines.ray_run import triage_path_ray
 
-        from lvo_triage.engines.ray_run import triage_path_ray
-
-        def show(result: TriageResult) -> None:  # as each study finishes, beside the bar
-            tqdm.write(line(result), file=sys.stdout)
-            sys.stdout.flush()
-
-        results = triage_path_ray(args.path, settings, options, out=args.out, on_result=show)
-    else:
-        engine = Engine.create(settings)
-        log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
-        results = triage_path(engine, args.path, out=args.out)
-        for result in results:
-            print(line(result), flush=True)
+                triage_path_ray(
+                    args.path,
+                    settings,
+                    options,
+                    out=args.out,
+                    on_result=show,
+                    should_stop=lambda: stop.requested,
+                )
+            else:
+                total = _run_local(args.path, settings, args.out, show, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C, or one before the handler was in place
+            stop.requested = True
+    if stop.requested:
+        of = f" of {total}" if total is not None else ""
+        kept = f"; their results are under {str(args.out)!r}" if args.out is not None else ""
+        print(
+            f"lvo-triage run: interrupted after {len(results)}{of} studies{kept}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_INTERRUPTED
     failed = [r for r in results if r.status is Status.ERROR]
     if failed:
         log.error(
@@ -228,14 +360,39 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_local(
+    path: Path,
+    settings: Settings,
+    out: Path | None,
+    show: Callable[[TriageResult], None],
+    stop: StopRequest,
+) -> int:
+    """``run`` with the local engine: the studies under ``path`` one by one, each shown as it
+    finishes; stops between studies once ``stop`` is requested. Returns how many were found."""
+    from tqdm import tqdm
+
+    from lvo_triage.pipeline import Runtime, plan, triage_job
+
+    runtime = Runtime.create(settings)  # a model that cannot load: before a long discovery
+    log.info("model %s on %s", runtime.detector.card.name, runtime.detector.provider)
+    jobs = plan(path, settings, out=out)
+    with tqdm(total=len(jobs), desc="run", unit="study") as bar:
+        for job in jobs:
+            if stop.requested:
+                break
+            show(triage_job(runtime, job))
+            bar.update()
+    return len(jobs)
+
+
 def _watch(args: argparse.Namespace) -> int:
     from lvo_triage.config import load_settings
-    from lvo_triage.pipeline import Engine
+    from lvo_triage.pipeline import Runtime
     from lvo_triage.service.watch import Watcher
 
     if args.inbox.resolve() == args.out.resolve():
         raise UsageError("INBOX and --out must be different folders")
-    watcher = Watcher(args.inbox, args.out, Engine.create(load_settings(args.config)))
+    watcher = Watcher(args.inbox, args.out, Runtime.create(load_settings(args.config)))
     watcher.run_forever()
     return EXIT_OK
 
@@ -268,7 +425,7 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from lvo_triage.config import load_settings
-    from lvo_triage.pipeline import Engine
+    from lvo_triage.pipeline import Runtime
     from lvo_triage.service.serve import SECRET_VARIABLE, Service
 
     if args.inbox.resolve() == args.out.resolve():
@@ -292,7 +449,7 @@ def _serve(args: argparse.Namespace) -> int:
     secret = os.environ.get(SECRET_VARIABLE)
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per association is ours
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # a line per attribute module copied
-    engine = Engine.create(settings)
+    engine = Runtime.create(settings)
     log.info("model %s on %s", engine.detector.card.name, engine.detector.provider)
     service = Service(
         inbox=args.inbox,
@@ -318,14 +475,14 @@ def _bench(args: argparse.Namespace) -> int:
         )
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit} must be at least 1")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {str(args.out)!r} is a file: give a folder for the report")
     try:
         read_dataset(args.dataset, limit=args.limit)  # malformed labels: a usage error, at once
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
     options = _engine_options(args)
     settings = load_settings(args.config)
+    writable_folder(args.out, "--out", "the report")  # before the model loads
+    readable_model(settings)
     if not args.verbose:  # a line per case would break the progress bar
         logging.getLogger("lvo_triage.pipeline").setLevel(logging.WARNING)
     metrics = run_bench(args.dataset, args.out, settings, limit=args.limit, engine=options)
@@ -390,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # pydicom's own notes on a damaged file: lvo-triage reports what it skipped and why
     logging.getLogger("pydicom").setLevel(logging.ERROR)
+    if not args.verbose:
+        silence_third_party()  # before the commands import MONAI, torch, ONNX Runtime or Ray
     handlers = {
         "run": _run,
         "watch": _watch,
@@ -400,12 +559,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError) as exc:
-        print(f"lvo-triage {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, ModelError) as exc:  # a model that cannot load: a setting
+        print(f"lvo-triage {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except LvoTriageError as exc:
-        print(f"lvo-triage {args.command}: failed: {exc}", file=sys.stderr)
+        print(f"lvo-triage {args.command}: failed: {one_line(exc)}", file=sys.stderr)
         return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print(f"lvo-triage {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (a library's message may span several)."""
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

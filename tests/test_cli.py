@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,117 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert proc.returncode == 2
     assert message in proc.stderr
     assert proc.stdout == ""
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], command: str = "run") -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"lvo-triage {command}: error: ")
+    return line
+
+
+def test_a_wrong_type_in_the_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text('model:\n  threshold: "0.5"\n')
+    line = _one_error_line(lvo_triage("run", tmp_path, "--config", cfg))
+    assert 'model.threshold must be a number or null, got "0.5" (a string)' in line
+
+
+def test_a_missing_model_file_exits_2_naming_the_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text("model:\n  path: models/not-there.onnx\n")
+    out = tmp_path / "out"
+    line = _one_error_line(lvo_triage("run", tmp_path, "--config", cfg, "--out", out))
+    assert repr(str(tmp_path / "models" / "not-there.onnx")) in line
+    assert "not found" in line and "model.path" in line
+
+
+def test_an_unloadable_model_file_exits_2(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not an onnx model")
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text("model:\n  path: m.onnx\n")
+    line = _one_error_line(lvo_triage("run", tmp_path, "--config", cfg))
+    assert str(model.with_suffix(".json")) in line  # where its missing model card belongs
+
+
+def _one_case_dataset(root: Path) -> None:
+    """A labelled dataset bench accepts (one case, its folder empty) and run reads as a folder."""
+    (root / "labels.csv").write_text("case_id,lvo\na,1\n")
+    (root / "a").mkdir()
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_out_naming_a_file_exits_2_before_any_work(tmp_path: Path, command: str) -> None:
+    _one_case_dataset(tmp_path)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+    line = _one_error_line(lvo_triage(command, tmp_path, "--out", taken), command)
+    assert f"--out {str(taken)!r} is a file" in line
+    under_a_file = taken / "out"
+    line = _one_error_line(lvo_triage(command, tmp_path, "--out", under_a_file), command)
+    assert f"--out {str(under_a_file)!r} cannot be created" in line
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_out_that_is_not_writable_exits_2_before_any_work(tmp_path: Path, command: str) -> None:
+    if os.geteuid() == 0:  # root writes through a folder's mode: take one the kernel refuses
+        out = Path("/proc")
+        if not out.is_dir():
+            pytest.skip("running as root without /proc: no folder root cannot write into")
+    else:
+        out = tmp_path / "read-only"
+        out.mkdir()
+        out.chmod(0o500)
+    _one_case_dataset(tmp_path)
+    try:
+        line = _one_error_line(lvo_triage(command, tmp_path, "--out", out), command)
+    finally:
+        if out != Path("/proc"):
+            out.chmod(0o700)
+    assert f"--out {str(out)!r} is not writable" in line
+    if out != Path("/proc"):
+        assert not list(out.iterdir())  # the write probe left nothing behind
+
+
+def test_run_prints_no_third_party_warnings(fast_study: Path, bundled_model: Path) -> None:
+    """MONAI's, torch's and Ray's notes (deprecations, an absent nvImageCodec) are not the
+    user's to act on: `run` keeps them off stderr, even under PYTHONWARNINGS=always."""
+    env = {**os.environ, "PYTHONWARNINGS": "always"}
+    cmd = [sys.executable, "-m", "lvo_triage.cli", "run", str(fast_study)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    noisy = [x for x in proc.stderr.splitlines() if "Warning" in x or "nvImageCodec" in x]
+    assert not noisy, proc.stderr
+
+
+NOISE = """
+import logging, warnings
+from lvo_triage.cli import silence_third_party
+if QUIET:
+    silence_third_party()
+from monai.data.nvimgcodec_pydicom_plugin import register_as_decoder_plugin
+register_as_decoder_plugin()  # logs "nvImageCodec is not available" where it is absent
+warnings.warn_explicit("old_arg is deprecated", FutureWarning, "x.py", 1, module="monai.x")
+warnings.warn_explicit("from a caller", DeprecationWarning, "y.py", 1, module="lvo_triage.y")
+warnings.warn_explicit("a note", UserWarning, "z.py", 1, module="torch.z")
+warnings.warn_explicit("ours", UserWarning, "w.py", 1, module="lvo_triage.w")
+"""
+
+
+def test_silence_third_party_drops_their_warnings_and_keeps_ours() -> None:
+    def stderr(quiet: bool) -> str:
+        code = f"QUIET = {quiet}\n{NOISE}"
+        env = {**os.environ, "PYTHONWARNINGS": "always"}
+        cmd = [sys.executable, "-c", code]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        return proc.stderr
+
+    loud = stderr(False)
+    assert "FutureWarning" in loud and "DeprecationWarning" in loud and "a note" in loud
+    quiet = stderr(True)
+    assert "nvImageCodec" not in quiet
+    assert "FutureWarning" not in quiet and "DeprecationWarning" not in quiet
+    assert "a note" not in quiet
+    assert "ours" in quiet  # lvo-triage's own warnings still show

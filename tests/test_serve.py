@@ -45,7 +45,7 @@ from lvo_triage.config import (
     parse_destination,
 )
 from lvo_triage.errors import ConfigError
-from lvo_triage.pipeline import Engine, triage_path
+from lvo_triage.pipeline import Runtime, triage_path
 from lvo_triage.result import ModelInfo, Status, TriageResult
 from lvo_triage.service.delivery import (
     SIGNATURE_HEADER,
@@ -573,18 +573,18 @@ def test_webhook_post_is_signed_only_with_a_secret() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(bundled_model: Path) -> Engine:
+def engine(bundled_model: Path) -> Runtime:
     """A warm engine whose node and metrics take free ports (0), without destinations."""
-    started = Engine.create(Settings())
+    started = Runtime.create(Settings())
     settings = Settings(listen=ListenSettings(port=0), serve=ServeSettings(metrics_port=0))
-    return Engine(settings, started.detector, started.preprocessor)
+    return Runtime(settings, started.detector, started.preprocessor)
 
 
-def _service(tmp_path: Path, engine: Engine) -> Service:
+def _service(tmp_path: Path, engine: Runtime) -> Service:
     return Service(inbox=tmp_path / "in", outbox=tmp_path / "out", engine=engine, host="127.0.0.1")
 
 
-def test_health_needs_the_node_and_a_recent_poll(tmp_path: Path, engine: Engine) -> None:
+def test_health_needs_the_node_and_a_recent_poll(tmp_path: Path, engine: Runtime) -> None:
     service = _service(tmp_path, engine)
     assert service.health()[0] is False  # not started
     service.start()
@@ -603,18 +603,20 @@ def test_health_needs_the_node_and_a_recent_poll(tmp_path: Path, engine: Engine)
     assert not healthy and not document["dicom_node"], document
 
 
-def test_a_taken_port_is_a_config_error_that_names_the_flag(tmp_path: Path, engine: Engine) -> None:
+def test_a_taken_port_is_a_config_error_that_names_the_flag(
+    tmp_path: Path, engine: Runtime
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = int(taken.getsockname()[1])
         listen = ListenSettings(port=port)
         settings = Settings(listen=listen, serve=ServeSettings(metrics_port=0))
-        busy = Engine(settings, engine.detector, engine.preprocessor)
+        busy = Runtime(settings, engine.detector, engine.preprocessor)
         with pytest.raises(ConfigError, match="choose another --port"):
             _service(tmp_path, busy).start()
         settings = Settings(listen=ListenSettings(port=0), serve=ServeSettings(metrics_port=port))
-        busy = Engine(settings, engine.detector, engine.preprocessor)
+        busy = Runtime(settings, engine.detector, engine.preprocessor)
         service = _service(tmp_path, busy)
         with pytest.raises(ConfigError, match="choose another --metrics-port"):
             service.start()
@@ -622,10 +624,11 @@ def test_a_taken_port_is_a_config_error_that_names_the_flag(tmp_path: Path, engi
 
 
 def test_an_sr_for_a_study_not_judged_and_none_for_an_internal_error(
-    tmp_path: Path, engine: Engine, plain_study: Path
+    tmp_path: Path, engine: Runtime, plain_study: Path
 ) -> None:
     service = _service(tmp_path, engine)
-    (result,) = triage_path(engine, plain_study, out=service.outbox)
+    # the runtime of serve writes the SR beside result.json (outputs.dicom); on_results sends it
+    (result,) = triage_path(service.watcher.engine, plain_study, out=service.outbox)
     assert result.status is Status.NOT_ANALYZABLE and result.series_instance_uid is None
     service.on_results(plain_study, [result])
     folder = service.outbox / str(result.study_instance_uid)
