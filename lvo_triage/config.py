@@ -275,6 +275,16 @@ class ServeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OutputSettings:
+    """What each study leaves in OUT besides ``result.json``, ``key_image.png`` and the timing
+    line. ``dicom``: also the DICOM SR (``sr.dcm``) and the key image as a DICOM Secondary
+    Capture (``key_image.dcm``), the files ``serve`` sends to PACS (``serve`` always writes
+    them)."""
+
+    dicom: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
@@ -282,6 +292,7 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     listen: ListenSettings = field(default_factory=ListenSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
 
 
 T = TypeVar("T")

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from lvo_triage.asymmetry import vessel_asymmetry
 from lvo_triage.config import Settings
@@ -24,6 +25,7 @@ from lvo_triage.dicom.volume import load_volume
 from lvo_triage.errors import NotAnalyzable
 from lvo_triage.inference import Detector
 from lvo_triage.input_ranges import measure, outside
+from lvo_triage.outputs.dicom_results import reference_header, write_dicom_results
 from lvo_triage.outputs.files import write_atomic
 from lvo_triage.outputs.key_image import key_image_png
 from lvo_triage.outputs.result_json import study_folder, write_result
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_SKIP_WARNINGS = 20
 KEY_IMAGE = "key_image.png"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 @dataclass
@@ -158,6 +161,7 @@ class Findings:
     site: str | None = None
     asymmetry: VesselAsymmetry | None = None
     batch: np.ndarray | None = None  # the model input (for the key image)
+    header: pydicom.Dataset | None = None  # of the analysed series (for the DICOM results)
 
 
 def _first_usable(
@@ -183,6 +187,8 @@ def _first_usable(
             continue
         found.series_considered = selection.report(index)
         found.series_uid = series.uid
+        if runtime.settings.outputs.dicom:
+            found.header = reference_header([i.path for i in series.instances])
         found.warnings.extend(warnings)
         with timer.stage("postprocess"):
             stats = measure(volume, peak_hu=peak, pose=pose)
@@ -262,11 +268,39 @@ def triage_job(runtime: Runtime, job: StudyJob) -> TriageResult:
         warnings=[*job.warnings, *found.warnings],
         cautions=found.cautions,
     )
-    key_image = None
+    key_image = dicom = None
     if found.batch is not None and job.out is not None:
         key_image = partial(write_key_image, runtime, result, found.batch, job.out, job.source)
-    emit_result(result, timer, job.out, job.source, key_image, job.arrival_epoch)
+    judged = result.status is not Status.ERROR  # an error has no SR (nor did it in serve)
+    if runtime.settings.outputs.dicom and job.out is not None and job.study is not None and judged:
+        header = found.header or reference_header(_study_images(job.study))
+        dicom = partial(_write_dicom, result, header, job.out, job.source)
+    emit_result(result, timer, job.out, job.source, key_image, job.arrival_epoch, dicom)
     return result
+
+
+def _study_images(study: Study) -> list[Path]:
+    """The CT images of ``study`` (for the header of a study without an analysed series)."""
+    return [
+        i.path
+        for series in study.series.values()
+        for i in series.instances
+        if i.sop_class_uid == CT_IMAGE_STORAGE
+    ]
+
+
+def _write_dicom(
+    result: TriageResult,
+    header: pydicom.Dataset | None,
+    out: Path,
+    source: str,
+    key_png: bytes | None,
+) -> None:
+    """The SR and key image of ``result`` beside its result.json (``outputs.dicom``)."""
+    if header is None:
+        log.error("no SR or key image for a study: none of its image files could be read again")
+        return
+    write_dicom_results(study_folder(out, result, source), result, header, key_png)
 
 
 def failed_job(job: StudyJob, *, model: ModelInfo, threshold: float, reason: str) -> TriageResult:
@@ -301,7 +335,7 @@ def error_result(runtime: Runtime, reason: str, *, study_uid: str | None = None)
 
 def write_key_image(
     runtime: Runtime, result: TriageResult, batch: np.ndarray, out: Path, source: str
-) -> None:
+) -> bytes:
     png = key_image_png(
         batch,
         runtime.preprocessor.spec,
@@ -315,6 +349,7 @@ def write_key_image(
     )
     write_atomic(study_folder(out, result, source) / KEY_IMAGE, png)
     result.key_image = KEY_IMAGE
+    return png
 
 
 def _earlier_result(out: Path, result: TriageResult, source: str) -> str | None:
@@ -331,11 +366,13 @@ def emit_result(
     timer: StageTimer,
     out: Path | None,
     source: str,
-    key_image: Callable[[], None] | None = None,
+    key_image: Callable[[], bytes] | None = None,
     arrival_epoch: float | None = None,
+    dicom: Callable[[bytes | None], None] | None = None,
 ) -> None:
-    """Write the key image and result.json (its ``emit`` and ``total`` run up to its own
-    writing) and the timing line (which has the whole emit stage). A result that replaces an
+    """Write the key image, the DICOM results (``dicom``, given the key image's PNG) and
+    result.json (its ``emit`` and ``total`` run up to its own writing), then the timing line
+    (which has the whole emit stage). A result that replaces an
     earlier one of the same study says so (``supersedes``, a warning, the timing line);
     ``arrival_epoch`` (the watched folder's last file) adds the wait to the timing line."""
     start = time.perf_counter()
@@ -346,8 +383,9 @@ def emit_result(
             result.warnings.append(
                 f"supersedes the result finished at {result.supersedes} (the study changed)"
             )
-        if key_image is not None:
-            key_image()
+        png = key_image() if key_image is not None else None
+        if dicom is not None:
+            dicom(png)
         timer.add("emit", (time.perf_counter() - start) * 1000.0)
         result.timings_ms = timer.snapshot()
         start = time.perf_counter()

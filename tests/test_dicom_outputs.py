@@ -347,3 +347,53 @@ def test_dcmtk_reads_both(source: pydicom.Dataset, tmp_path: Path) -> None:
     if shutil.which("dsrdump") is not None:  # dcmtk's SR reader checks the content tree
         for path in (suspected, not_analyzable):
             _dcmtk_ok("dsrdump", path)
+
+
+def _content(ds: pydicom.Dataset) -> list[tuple[str, str]]:
+    """The SR's content items (type, concept) in order, nested ones flattened."""
+    items: list[tuple[str, str]] = []
+    for item in ds.get("ContentSequence", []):
+        items.append((item.ValueType, item.ConceptNameCodeSequence[0].CodeMeaning))
+        items += _content(item)
+    return items
+
+
+def test_run_writes_the_sr_and_key_image_that_serve_sends(
+    fast_study: Path, tmp_path: Path, bundled_model: Path
+) -> None:
+    """``outputs.dicom`` in a copied partial config: ``run --out`` writes sr.dcm and
+    key_image.dcm beside result.json; serve's runtime writes the same documents for the same
+    study (serve only moves those files)."""
+    import dataclasses
+
+    from lvo_triage.cli import main
+    from lvo_triage.config import Settings
+    from lvo_triage.pipeline import Runtime, triage_path
+    from lvo_triage.service.serve import Service
+
+    config = tmp_path / "config.yaml"
+    config.write_text("outputs:\n  dicom: true\n")
+    args = ["run", str(fast_study), "--out", str(tmp_path / "run"), "--config", str(config)]
+    assert main(args) == 0
+    (folder,) = [p for p in (tmp_path / "run").iterdir() if p.is_dir()]
+    sr, sc = pydicom.dcmread(folder / "sr.dcm"), pydicom.dcmread(folder / "key_image.dcm")
+    assert sr.SOPClassUID == COMPREHENSIVE_3D_SR and sc.SOPClassUID == SECONDARY_CAPTURE
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID == folder.name
+
+    base = Settings()
+    runtime = Runtime.create(base)
+    quiet = dataclasses.replace(base, serve=dataclasses.replace(base.serve, metrics_port=0))
+    service = Service(
+        inbox=tmp_path / "in",
+        outbox=tmp_path / "serve",
+        engine=dataclasses.replace(runtime, settings=quiet),
+    )
+    (result,) = triage_path(service.watcher.engine, fast_study, out=service.outbox)
+    served = pydicom.dcmread(service.outbox / folder.name / "sr.dcm")
+    assert _content(served) == _content(sr) and len(_content(sr)) > 5
+    assert served.StudyInstanceUID == sr.StudyInstanceUID
+    assert served.PatientID == sr.PatientID
+
+    plain = triage_path(runtime, fast_study, out=tmp_path / "plain")[0]
+    assert plain.status is result.status
+    assert not list((tmp_path / "plain").glob("*/*.dcm"))  # off by default

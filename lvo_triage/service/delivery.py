@@ -1,4 +1,5 @@
-"""Deliveries of ``serve``: the SR and key image to DICOM nodes (C-STORE), the result to a webhook.
+"""Deliveries of ``serve``: the files the pipeline wrote, moved. The SR and key image
+(``sr.dcm``, ``key_image.dcm``) to DICOM nodes (C-STORE), the result to a webhook.
 
 Each destination has its own :class:`DeliveryQueue`, a background thread that tries each
 delivery again after each of ``serve.retry_delays_s`` until it succeeds, so that a slow or absent
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
     Comprehensive3DSRStorage,
     ExplicitVRLittleEndian,
@@ -37,17 +39,10 @@ from pynetdicom.events import Event
 
 from lvo_triage import __version__
 from lvo_triage.config import Destination
-from lvo_triage.outputs.files import write_dicom
-from lvo_triage.outputs.secondary_capture import key_image_sc
-from lvo_triage.outputs.sr import triage_sr
-from lvo_triage.pipeline import KEY_IMAGE
 from lvo_triage.result import TriageResult
 
 log = logging.getLogger(__name__)
 
-SR_FILE = "sr.dcm"
-KEY_IMAGE_FILE = "key_image.dcm"
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}  # success, and the warnings that mean "stored"
 SIGNATURE_HEADER = "X-LVO-Signature"
 
@@ -74,69 +69,22 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
-# The SR and the key image, from a header of the analysed series
-
-
-def source_header(folder: Path, result: TriageResult) -> pydicom.Dataset | None:
-    """A header (no pixels) of the analysed series among the study's files in ``folder``;
-    without an analysed series, one of a CT image of the study. None when there is none."""
-    wanted_series = result.series_instance_uid
-    fallback: Path | None = None
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        try:
-            tags = pydicom.dcmread(
-                path,
-                stop_before_pixels=True,
-                specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID"],
-            )
-        except Exception:  # not DICOM, or damaged: another file will do
-            continue
-        if tags.get("StudyInstanceUID") != result.study_instance_uid:
-            continue
-        if wanted_series is not None and tags.get("SeriesInstanceUID") == wanted_series:
-            return pydicom.dcmread(path, stop_before_pixels=True)
-        if fallback is None and tags.get("SOPClassUID") == CT_IMAGE_STORAGE:
-            fallback = path
-    if wanted_series is None and fallback is not None:
-        return pydicom.dcmread(fallback, stop_before_pixels=True)
-    return None
-
-
-def dicom_results(
-    folder: Path, result: TriageResult, study_out: Path
-) -> list[tuple[Path, pydicom.Dataset]]:
-    """Build the SR (and, when the result has one, the key image as a Secondary Capture) of
-    ``result``, write them to ``study_out`` (``sr.dcm``, ``key_image.dcm``, atomically) and
-    return them with their paths. ``folder`` holds the study's files (for the patient and study
-    attributes)."""
-    header = source_header(folder, result)
-    if header is None:
-        msg = (
-            f"no image of series {result.series_instance_uid} of the study in {folder}: the SR "
-            "needs a header of the analysed series"
-        )
-        raise FileNotFoundError(msg)
-    out = [(study_out / SR_FILE, triage_sr(result, header))]
-    png = study_out / KEY_IMAGE
-    if result.key_image and png.is_file():
-        out.append((study_out / KEY_IMAGE_FILE, key_image_sc(png.read_bytes(), header)))
-    for path, ds in out:
-        write_dicom(path, ds)
-    return out
-
-
 # One attempt at each kind of destination
 
 
 def c_store(
     destination: Destination,
-    datasets: Sequence[pydicom.Dataset],
+    files: Sequence[Path],
     *,
     calling_ae_title: str,
     timeout_s: float,
 ) -> None:
-    """Store ``datasets`` (SRs and Secondary Captures) to ``destination`` in one association;
-    raises DeliveryError saying what went wrong."""
+    """Store the DICOM ``files`` (SRs and Secondary Captures, as the pipeline wrote them) to
+    ``destination`` in one association; raises DeliveryError saying what went wrong."""
+    try:
+        datasets = [pydicom.dcmread(path) for path in files]
+    except (OSError, InvalidDicomError) as exc:
+        raise DeliveryError(f"cannot read {exc}", permanent=True) from exc
     ae = AE(ae_title=calling_ae_title)
     ae.add_requested_context(Comprehensive3DSRStorage, ExplicitVRLittleEndian)
     ae.add_requested_context(SecondaryCaptureImageStorage, ExplicitVRLittleEndian)

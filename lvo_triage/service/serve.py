@@ -7,17 +7,18 @@
                                         └─▶ webhook POST (a thread)
 
 The storage node (``scp.py``) files what a PACS sends into INBOX; the watcher (``watch.py``)
-triages each study once complete and writes its result. Then, while the study's files are still
-at hand, :meth:`Service.on_results` builds the DICOM SR and the key image as a Secondary Capture
-from a header of the analysed series, writes them beside ``result.json``, and queues their
-C-STORE and the webhook call (``delivery.py``): a destination that is down never holds up the
-triage. ``/metrics`` and ``/health`` (``telemetry.py``) show what happened and whether both
-halves still work. SIGTERM or SIGINT: the study in hand is finished, the node stops, the
+triages each study once complete and writes its result, with the DICOM SR and the key image
+as a Secondary Capture beside ``result.json`` (``outputs.dicom``, always on here). Then
+:meth:`Service.on_results` queues their C-STORE and the webhook call (``delivery.py``, which
+only moves those files): a destination that is down never holds up the triage. ``/metrics``
+and ``/health`` (``telemetry.py``) show what happened and whether both halves still work.
+SIGTERM or SIGINT: the study in hand is finished, the node stops, the
 queued deliveries get a last attempt, and the process exits 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -29,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from lvo_triage.errors import ConfigError
+from lvo_triage.outputs.dicom_results import KEY_IMAGE_FILE, SR_FILE
 from lvo_triage.outputs.result_json import study_folder
 from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status, TriageResult
@@ -36,7 +38,6 @@ from lvo_triage.service.delivery import (
     Delivery,
     DeliveryQueue,
     c_store,
-    dicom_results,
     post_json,
     result_body,
 )
@@ -68,6 +69,13 @@ class Service:
         webhook_secret: bytes | None = None,
         host: str = "",
     ) -> None:
+        # serve sends the SR and key image the pipeline writes beside each result.json
+        engine = dataclasses.replace(
+            engine,
+            settings=dataclasses.replace(
+                engine.settings, outputs=dataclasses.replace(engine.settings.outputs, dicom=True)
+            ),
+        )
         self.settings = engine.settings.serve
         self.listen_settings = engine.settings.listen
         self.outbox = outbox
@@ -235,7 +243,7 @@ class Service:
     # Results
 
     def on_results(self, folder: Path, results: list[TriageResult]) -> None:
-        """Count each result, then deliver it: SR and key image to OUTBOX and the DICOM
+        """Count each result, then deliver it: the SR and key image from OUTBOX to the DICOM
         destinations, the result to the webhook (not for internal errors)."""
         arrival = self.watcher.arrival_epoch
         elapsed = time.time() - arrival if arrival is not None else None
@@ -263,23 +271,24 @@ class Service:
             )
             fallback = f"It is in {study_out / 'result.json'}."
             self.webhook_queue.put(Delivery(what, attempt, fallback))
-        started = time.perf_counter()
-        written = dicom_results(folder, result, study_out)
-        log.debug("SR and key image written in %.0f ms", (time.perf_counter() - started) * 1000)
-        datasets = [ds for _, ds in written]
-        names = " and ".join(path.name for path, _ in written)
+        written = [study_out / name for name in (SR_FILE, KEY_IMAGE_FILE)]
+        written = [path for path in written if path.is_file()]
+        if not any(path.name == SR_FILE for path in written):
+            msg = f"{study_out / SR_FILE} was not written (see the log above)"
+            raise FileNotFoundError(msg)
+        names = " and ".join(path.name for path in written)
         for destination, q in self.dicom_queues:
             attempt = partial(
                 c_store,
                 destination,
-                datasets,
+                written,
                 calling_ae_title=self.listen_settings.ae_title,
                 timeout_s=self.settings.timeout_s,
             )
             fallback = (
                 f"They stay in {study_out}: send them when {destination.ae_title} is back, e.g. "
                 f"storescu -aec {destination.ae_title} {destination.host} {destination.port} "
-                f"{' '.join(str(path) for path, _ in written)}"
+                f"{' '.join(str(path) for path in written)}"
             )
             q.put(Delivery(f"{names} of study {study_out.name}", attempt, fallback))
 
