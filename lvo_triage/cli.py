@@ -108,10 +108,12 @@ def readable_model(settings: Settings) -> None:
 
 class StopRequest:
     """Ctrl-C (SIGINT) during ``run``: the first asks to stop after the study in hand
-    (:attr:`requested`), a second stops at once (KeyboardInterrupt)."""
+    (:attr:`requested`), a second stops at once (KeyboardInterrupt). :attr:`found`: how many
+    studies the run found, once it knows (for the message that says how far it got)."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.found: int | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
@@ -324,7 +326,6 @@ def _run(args: argparse.Namespace) -> int:
         tqdm.write(result.to_json() if args.json else result.headline(), file=sys.stdout)
         sys.stdout.flush()
 
-    total: int | None = None
     with stop_on_interrupt() as stop:
         try:
             if options.is_ray:
@@ -339,11 +340,11 @@ def _run(args: argparse.Namespace) -> int:
                     should_stop=lambda: stop.requested,
                 )
             else:
-                total = _run_local(args.path, settings, args.out, show, stop)
+                _run_local(args.path, settings, args.out, show, stop)
         except KeyboardInterrupt:  # a second Ctrl-C, or one before the handler was in place
             stop.requested = True
     if stop.requested:
-        of = f" of {total}" if total is not None else ""
+        of = f" of {stop.found}" if stop.found is not None else ""  # Ray plans out of sight
         kept = f"; their results are under {str(args.out)!r}" if args.out is not None else ""
         print(
             f"lvo-triage run: interrupted after {len(results)}{of} studies{kept}",
@@ -366,9 +367,9 @@ def _run_local(
     out: Path | None,
     show: Callable[[TriageResult], None],
     stop: StopRequest,
-) -> int:
+) -> None:
     """``run`` with the local engine: the studies under ``path`` one by one, each shown as it
-    finishes; stops between studies once ``stop`` is requested. Returns how many were found."""
+    finishes; stops between studies once ``stop`` is requested."""
     from tqdm import tqdm
 
     from lvo_triage.pipeline import Runtime, plan, triage_job
@@ -376,13 +377,13 @@ def _run_local(
     runtime = Runtime.create(settings)  # a model that cannot load: before a long discovery
     log.info("model %s on %s", runtime.detector.card.name, runtime.detector.provider)
     jobs = plan(path, settings, out=out)
+    stop.found = len(jobs)
     with tqdm(total=len(jobs), desc="run", unit="study") as bar:
         for job in jobs:
             if stop.requested:
                 break
             show(triage_job(runtime, job))
             bar.update()
-    return len(jobs)
 
 
 def _watch(args: argparse.Namespace) -> int:
