@@ -187,16 +187,7 @@ class Service:
                 self.watcher.inbox.root,
                 self.outbox,
             )
-            wakeup = self.watcher.wakeup(self.stopping)
-            try:
-                self._poll(partial(self.watcher.guarded, self.watcher.resume))
-                poll_s = self.watcher.settings.poll_interval_s
-                while not self.stopping.is_set():
-                    started = time.monotonic()
-                    self._poll(partial(self.watcher.guarded, self.watcher.step))
-                    wakeup.wait(poll_s - (time.monotonic() - started))
-            finally:
-                wakeup.close()
+            self.watcher.loop(stop_event=self.stopping, around=self._poll)
         finally:
             self.stop()
         log.info("stopped")
@@ -242,11 +233,12 @@ class Service:
 
     # Results
 
-    def on_results(self, folder: Path, results: list[TriageResult]) -> None:
+    def on_results(
+        self, folder: Path, results: list[TriageResult], arrival_epoch: float | None = None
+    ) -> None:
         """Count each result, then deliver it: the SR and key image from OUTBOX to the DICOM
         destinations, the result to the webhook (not for internal errors)."""
-        arrival = self.watcher.arrival_epoch
-        elapsed = time.time() - arrival if arrival is not None else None
+        elapsed = time.time() - arrival_epoch if arrival_epoch is not None else None
         for result in results:
             self.metrics.result(result, arrival_to_result_s=elapsed)
             if result.status is Status.ERROR or not result.study_instance_uid:

@@ -26,6 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +38,8 @@ from lvo_triage.service.inbox import BEATS_PER_LEASE, SAFE_NAME, Inbox
 from lvo_triage.timing import StageTimer
 
 log = logging.getLogger(__name__)
+
+OnResults = Callable[[Path, list[TriageResult], float | None], None]
 RETRY_S = 10.0  # a study whose results could not be written is tried again after this
 BUSY_RETRY_S = 1.0  # a study another worker holds is tried again after this
 RESUME_EVERY_S = 2.0  # how often claims are checked for a dead worker to take over from
@@ -52,10 +55,11 @@ class Watcher:
         engine: Runtime,
         *,
         clock: Callable[[], float] = time.monotonic,
-        on_results: Callable[[Path, list[TriageResult]], None] | None = None,
+        on_results: OnResults | None = None,
     ) -> None:
-        """``on_results(folder, results)`` runs after each triage while the study's files are
-        still in ``folder`` (``serve`` sends the SR and key image, calls the webhook)."""
+        """``on_results(folder, results, arrival_epoch)`` runs after each triage (``serve``
+        sends the SR and key image, calls the webhook); ``arrival_epoch``: when the study's last
+        file arrived (``time.time()``), None for a study found at start-up."""
         self.on_results = on_results
         self.settings = engine.settings.watch
         self.inbox = Inbox(inbox, lease_s=self.settings.claim_lease_s, clock=clock)
@@ -75,8 +79,6 @@ class Watcher:
         self.last_resume = clock()
         self.last_renewal = time.monotonic()
         # when the last file of the study in hand arrived (time.time(); None after a restart):
-        # on_results reads it to time a result from the study's arrival
-        self.arrival_epoch: float | None = None
         self.stopping = False
         self.stop_event = threading.Event()
         self._last_failure_log = -LOG_EVERY_S
@@ -124,11 +126,11 @@ class Watcher:
         return self._triage(folder, arrival_epoch=study.last_arrival_wall)
 
     def _triage(self, folder: Path, *, arrival_epoch: float | None) -> list[TriageResult]:
-        self.arrival_epoch = arrival_epoch
         crashes = self.inbox.begin_attempt(folder)
         if crashes >= MAX_CRASHES:
             return self._set_aside(
                 folder,
+                arrival_epoch,
                 f"lvo-triage stopped {crashes} times while triaging this study (a crash, or killed "
                 "for memory), so it is not tried again",
             )
@@ -149,7 +151,8 @@ class Watcher:
             return []
         except Exception as exc:  # a failure the pipeline did not turn into a result
             log.exception("triaging a study failed; its files are set aside")
-            return self._set_aside(folder, f"internal error ({type(exc).__name__}): {exc}")
+            why = f"internal error ({type(exc).__name__}): {exc}"
+            return self._set_aside(folder, arrival_epoch, why)
         self.inbox.end_attempt(folder)
         failed = [r for r in results if r.status is Status.ERROR]
         if failed:
@@ -159,7 +162,7 @@ class Watcher:
             self.inbox.finish(folder, keep=self.settings.keep_input)
         return results
 
-    def _set_aside(self, folder: Path, why: str) -> list[TriageResult]:
+    def _set_aside(self, folder: Path, arrival_epoch: float | None, why: str) -> list[TriageResult]:
         """Quarantine a claimed study's files and write its ``error`` result (``why``, and where
         the files are), without triaging it."""
         target = self.inbox.set_aside(folder, why)
@@ -176,7 +179,7 @@ class Watcher:
             log.error("cannot write the result of a study set aside to %s (%s)", self.outbox, exc)
         if self.on_results is not None:
             try:
-                self.on_results(target, [result])
+                self.on_results(target, [result], arrival_epoch)
             except Exception:
                 log.exception("delivering the result of a study set aside failed")
         return [result]
@@ -187,7 +190,7 @@ class Watcher:
             log.info("%s", result.headline())
         if self.on_results is not None:
             try:
-                self.on_results(folder, results)
+                self.on_results(folder, results, arrival_epoch)
             except Exception:  # a failing destination must not lose the study or stop the watch
                 log.exception("delivering the results of a study failed")
         return results
@@ -221,6 +224,26 @@ class Watcher:
             stop_event=stop_event if stop_event is not None else self.stop_event,
         )
 
+    def loop(
+        self,
+        *,
+        stop_event: threading.Event | None = None,
+        around: Callable[[Callable[[], object]], None] | None = None,
+    ) -> None:
+        """Resume what an earlier run left, then poll until :meth:`stop` (or ``stop_event``).
+        ``around(step)`` runs each guarded poll (``serve`` times them for its health check)."""
+        run: Callable[[Callable[[], object]], object] = around or (lambda step: step())
+        wakeup = self.wakeup(stop_event)
+        try:
+            run(partial(self.guarded, self.resume))
+            while not self.stopping and not (stop_event is not None and stop_event.is_set()):
+                started = time.monotonic()
+                run(partial(self.guarded, self.step))
+                wakeup.wait(self.settings.poll_interval_s - (time.monotonic() - started))
+        finally:
+            wakeup.close()
+            self.inbox.release_all()  # studies kept for a retry: another worker takes them
+
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -232,14 +255,5 @@ class Watcher:
             self.inbox.owner,
             self.settings.quiet_period_s,
         )
-        wakeup = self.wakeup()
-        try:
-            self.guarded(self.resume)
-            while not self.stopping:
-                started = time.monotonic()
-                self.guarded(self.step)
-                wakeup.wait(self.settings.poll_interval_s - (time.monotonic() - started))
-        finally:
-            wakeup.close()
-            self.inbox.release_all()  # studies kept for a retry: another worker takes them
+        self.loop()
         log.info("stopped")
