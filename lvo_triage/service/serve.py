@@ -24,24 +24,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from lvo_triage.errors import ConfigError
-from lvo_triage.outputs.dicom_results import KEY_IMAGE_FILE, SR_FILE
 from lvo_triage.outputs.result_json import study_folder
 from lvo_triage.pipeline import Runtime
 from lvo_triage.result import Status, TriageResult
-from lvo_triage.service.delivery import (
-    Delivery,
-    DeliveryQueue,
-    c_store,
-    post_json,
-    result_body,
-)
+from lvo_triage.service.delivery import DeliveryQueue
 from lvo_triage.service.scp import StorageNode
+from lvo_triage.service.targets import DicomTarget, Target, WebhookTarget
 from lvo_triage.service.telemetry import Metrics, TelemetryServer
 from lvo_triage.service.watch import Watcher
 
@@ -85,26 +78,34 @@ class Service:
         self.node = StorageNode(
             inbox, self.listen_settings, host=host, limits=engine.settings.limits
         )
-        self.dicom_queues = [
+        targets: list[Target] = [
+            DicomTarget(
+                destination=destination,
+                calling_ae_title=self.listen_settings.ae_title,
+                timeout_s=self.settings.timeout_s,
+            )
+            for destination in self.settings.destinations
+        ]
+        if self.settings.webhook_url is not None:
+            targets.append(
+                WebhookTarget(
+                    url=self.settings.webhook_url,
+                    secret=webhook_secret,
+                    timeout_s=self.settings.timeout_s,
+                )
+            )
+        self.targets = [
             (
-                destination,
+                target,
                 DeliveryQueue(
-                    name=str(destination),
-                    kind="dicom",
+                    name=target.name,
+                    kind=target.kind,
                     delays=self.settings.retry_delays_s,
                     on_done=self._delivered,
                 ),
             )
-            for destination in self.settings.destinations
+            for target in targets
         ]
-        self.webhook_queue: DeliveryQueue | None = None
-        if self.settings.webhook_url is not None:
-            self.webhook_queue = DeliveryQueue(
-                name="the webhook",
-                kind="webhook",
-                delays=self.settings.retry_delays_s,
-                on_done=self._delivered,
-            )
         self.telemetry: TelemetryServer | None = None
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -115,8 +116,7 @@ class Service:
 
     @property
     def queues(self) -> list[DeliveryQueue]:
-        out = [q for _, q in self.dicom_queues]
-        return out + ([self.webhook_queue] if self.webhook_queue is not None else [])
+        return [q for _, q in self.targets]
 
     # Life cycle
 
@@ -148,9 +148,9 @@ class Service:
             self.telemetry.start()
         for q in self.queues:
             q.start()
-        for destination, _ in self.dicom_queues:
+        for destination in self.settings.destinations:
             log.info("the SR and key image of each study go to %s", destination)
-        if self.webhook_queue is not None:
+        if self.settings.webhook_url is not None:
             signed = "signed" if self.webhook_secret is not None else "UNSIGNED"
             log.info("each result is posted to %s (%s)", self.settings.webhook_url, signed)
             if self.webhook_secret is None:
@@ -252,37 +252,14 @@ class Service:
 
     def _deliver(self, folder: Path, result: TriageResult) -> None:
         study_out = study_folder(self.outbox, result, str(folder))
-        what = f"the result of study {study_out.name}"
-        if self.webhook_queue is not None and self.settings.webhook_url is not None:
-            attempt = partial(
-                post_json,
-                self.settings.webhook_url,
-                result_body(result),
-                secret=self.webhook_secret,
-                timeout_s=self.settings.timeout_s,
-            )
-            fallback = f"It is in {study_out / 'result.json'}."
-            self.webhook_queue.put(Delivery(what, attempt, fallback))
-        written = [study_out / name for name in (SR_FILE, KEY_IMAGE_FILE)]
-        written = [path for path in written if path.is_file()]
-        if not any(path.name == SR_FILE for path in written):
-            msg = f"{study_out / SR_FILE} was not written (see the log above)"
-            raise FileNotFoundError(msg)
-        names = " and ".join(path.name for path in written)
-        for destination, q in self.dicom_queues:
-            attempt = partial(
-                c_store,
-                destination,
-                written,
-                calling_ae_title=self.listen_settings.ae_title,
-                timeout_s=self.settings.timeout_s,
-            )
-            fallback = (
-                f"They stay in {study_out}: send them when {destination.ae_title} is back, e.g. "
-                f"storescu -aec {destination.ae_title} {destination.host} {destination.port} "
-                f"{' '.join(str(path) for path in written)}"
-            )
-            q.put(Delivery(f"{names} of study {study_out.name}", attempt, fallback))
+        problem: FileNotFoundError | None = None
+        for target, q in self.targets:
+            try:
+                q.put(target.delivery(study_out, result))
+            except FileNotFoundError as exc:  # this kind's files are missing; the others go
+                problem = exc
+        if problem is not None:
+            raise problem
 
     def _delivered(self, kind: str, ok: bool) -> None:
         self.metrics.delivery(kind, ok=ok)
