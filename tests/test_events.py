@@ -24,23 +24,18 @@ def _write_later(path: Path, delay_s: float) -> threading.Thread:
     return thread
 
 
-def _timed_wait(wakeup: Wakeup, timeout: float) -> float:
-    started = time.monotonic()
-    wakeup.wait(timeout)
-    return time.monotonic() - started
-
-
 def test_a_new_file_wakes_the_loop_before_the_poll_interval(tmp_path: Path) -> None:
     Inbox(tmp_path).create()
     wakeup = Wakeup(tmp_path, events=True, stop_event=threading.Event())
     try:
         assert wakeup.events
-        assert _timed_wait(wakeup, 0.3) == pytest.approx(0.3, abs=0.1)  # nothing arrived
+        assert wakeup.wait(0.3) == "timeout"  # nothing arrived
         (tmp_path / "sub").mkdir()
+        wakeup.wait(0.3)  # the folder's own event, if any
         writer = _write_later(tmp_path / "sub" / "a.dcm", 0.3)
-        waited = _timed_wait(wakeup, 10.0)
+        woke_by = wakeup.wait(600.0)  # a missed event would end only after the poll interval
         writer.join()
-        assert waited < 2.0, f"woke after {waited:.2f} s: the file event was missed"
+        assert woke_by == "file", "the file event was missed"
     finally:
         wakeup.close()
 
@@ -50,11 +45,11 @@ def test_work_areas_do_not_wake_the_loop(tmp_path: Path) -> None:
     inbox.create()
     wakeup = Wakeup(tmp_path, events=True, stop_event=threading.Event())
     try:
-        _timed_wait(wakeup, 0.1)  # events from creating the work areas, if any
+        wakeup.wait(0.1)  # events from creating the work areas, if any
         writer = _write_later(inbox.archive / "done.dcm", 0.1)
-        waited = _timed_wait(wakeup, 0.8)
+        woke_by = wakeup.wait(0.8)
         writer.join()
-        assert waited == pytest.approx(0.8, abs=0.2), "a file moved to .archive woke the loop"
+        assert woke_by == "timeout", "a file moved to .archive woke the loop"
     finally:
         wakeup.close()
 
@@ -64,10 +59,10 @@ def test_without_events_it_polls_and_a_stop_ends_the_wait(tmp_path: Path) -> Non
     wakeup = Wakeup(tmp_path, events=False, stop_event=stop)
     assert not wakeup.events
     writer = _write_later(tmp_path / "a.dcm", 0.05)
-    assert _timed_wait(wakeup, 0.4) == pytest.approx(0.4, abs=0.1)  # polling: no early wake
+    assert wakeup.wait(0.4) == "timeout"  # polling: a new file does not end the wait
     writer.join()
     threading.Timer(0.1, stop.set).start()
-    assert _timed_wait(wakeup, 10.0) < 2.0
+    assert wakeup.wait(600.0) == "stop"
 
 
 def test_events_setting_must_be_a_boolean(tmp_path: Path) -> None:

@@ -83,31 +83,34 @@ class Wakeup:
         log.debug("receiving filesystem events for %s", self.root)
         return observer
 
-    def wait(self, timeout: float) -> None:
-        """Until a file arrives, ``timeout`` passes or the stop event is set."""
+    def wait(self, timeout: float) -> str:
+        """Until a file arrives, ``timeout`` passes or the stop event is set; which of them
+        ended the wait: ``"file"``, ``"timeout"`` or ``"stop"``."""
         try:
-            self._wait(timeout)
+            return self._wait(timeout)
         finally:
             self._returned = time.monotonic()
 
-    def _wait(self, timeout: float) -> None:
-        if timeout <= 0 or self.stop_event.is_set():
-            return
+    def _wait(self, timeout: float) -> str:
+        if self.stop_event.is_set():
+            return "stop"
+        if timeout <= 0:
+            return "timeout"
         if self._observer is None:
-            self.stop_event.wait(timeout)
-            return
+            return "stop" if self.stop_event.wait(timeout) else "timeout"
         deadline = time.monotonic() + timeout
         # Two events cannot be waited on together: look at the stop event every MIN_GAP_S.
         while not self.stop_event.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
+                return "timeout"
             if self._arrived.wait(min(remaining, MIN_GAP_S)):
                 self._arrived.clear()
                 rest = self._returned + MIN_GAP_S - time.monotonic()
                 if rest > 0:
                     self.stop_event.wait(min(rest, max(0.0, deadline - time.monotonic())))
-                return
+                return "file"
+        return "stop"
 
     def close(self) -> None:
         if self._observer is not None:
