@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -177,7 +178,12 @@ def _processes() -> ProcessPoolExecutor | None:
         return None
     if _process_pool is None:
         pool = ProcessPoolExecutor(
-            max_workers=workers_available(), mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers_available(),
+            mp_context=multiprocessing.get_context("spawn"),
+            # Ctrl-C in a terminal reaches the whole process group: the parent decides what
+            # it means (finish the study in hand), the decoders carry on quietly
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
         )
         try:
             pool.submit(os.getpid).result()
