@@ -124,6 +124,10 @@ class StopRequest:
         )
         sys.stderr.flush()
 
+    def planned(self, studies: int) -> None:
+        """The run found ``studies`` studies."""
+        self.found = studies
+
 
 @contextmanager
 def stop_on_interrupt() -> Iterator[StopRequest]:
@@ -338,13 +342,14 @@ def _run(args: argparse.Namespace) -> int:
                     out=args.out,
                     on_result=show,
                     should_stop=lambda: stop.requested,
+                    on_planned=stop.planned,
                 )
             else:
                 _run_local(args.path, settings, args.out, show, stop)
         except KeyboardInterrupt:  # a second Ctrl-C, or one before the handler was in place
             stop.requested = True
     if stop.requested:
-        of = f" of {stop.found}" if stop.found is not None else ""  # Ray plans out of sight
+        of = f" of {stop.found}" if stop.found is not None else ""
         kept = f"; their results are under {str(args.out)!r}" if args.out is not None else ""
         print(
             f"lvo-triage run: interrupted after {len(results)}{of} studies{kept}",
@@ -377,7 +382,7 @@ def _run_local(
     runtime = Runtime.create(settings)  # a model that cannot load: before a long discovery
     log.info("model %s on %s", runtime.detector.card.name, runtime.detector.provider)
     jobs = plan(path, settings, out=out)
-    stop.found = len(jobs)
+    stop.planned(len(jobs))
     with tqdm(total=len(jobs), desc="run", unit="study") as bar:
         for job in jobs:
             if stop.requested:

@@ -40,19 +40,22 @@ def triage_path_ray(
     progress: bool = True,
     on_result: OnResult | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_planned: Callable[[int], None] | None = None,
 ) -> list[TriageResult]:
     """Triage every study under ``path`` on the Ray workers; the results in the order the
     studies were found (``on_result`` sees each one as it finishes). A study whose worker fails
     gets an ``error`` result; the others go on. A folder without a study gets its one
     ``not_analyzable`` result here (there is nothing to spread). ``should_stop`` is asked after
     each finished study: once it says True, no further study starts, and the results of the
-    studies already finished are returned."""
+    studies already finished are returned. ``on_planned`` hears how many studies were found."""
     jobs = plan(
         path.resolve(),
         settings,
         out=out.resolve() if out is not None else None,
         source=str(path),
     )
+    if on_planned is not None:
+        on_planned(len(jobs))
     if jobs[0].study is None:
         nothing = triage_job(Runtime.create(settings), jobs[0])
         if on_result is not None:
