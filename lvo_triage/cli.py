@@ -211,6 +211,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="write OUT/<StudyInstanceUID>/result.json and timing")
     run.add_argument("--config", type=Path, help="YAML settings (default: configs/default.yaml)")
     run.add_argument("--json", action="store_true", help="print JSON Lines results on stdout")
+    run.add_argument(
+        "--sr",
+        action="store_true",
+        help="with --out: also write each study's DICOM SR and key image (sr.dcm, key_image.dcm), "
+        "the files serve sends to PACS (setting outputs.dicom)",
+    )
     _add_engine_options(run)
 
     watch = sub.add_parser("watch", help="triage studies as they arrive in a folder")
@@ -311,6 +317,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from tqdm import tqdm
 
     from lvo_triage.config import load_settings
@@ -320,6 +328,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"PATH {str(args.path)!r} does not exist")
     options = _engine_options(args)
     settings = load_settings(args.config)
+    if args.sr:
+        if args.out is None:
+            raise UsageError("--sr writes sr.dcm and key_image.dcm under --out: add --out DIR")
+        outputs = dataclasses.replace(settings.outputs, dicom=True)
+        settings = dataclasses.replace(settings, outputs=outputs)
     if args.out is not None:  # before the model loads or any study is found
         writable_folder(args.out, "--out", "the results")
     readable_model(settings)

@@ -361,7 +361,7 @@ def _content(ds: pydicom.Dataset) -> list[tuple[str, str]]:
 def test_run_writes_the_sr_and_key_image_that_serve_sends(
     fast_study: Path, tmp_path: Path, bundled_model: Path
 ) -> None:
-    """``outputs.dicom`` in a copied partial config: ``run --out`` writes sr.dcm and
+    """``outputs.dicom`` in a copied partial config (or ``--sr``): ``run --out`` writes sr.dcm and
     key_image.dcm beside result.json; serve's runtime writes the same documents for the same
     study (serve only moves those files)."""
     import dataclasses
@@ -393,6 +393,11 @@ def test_run_writes_the_sr_and_key_image_that_serve_sends(
     assert _content(served) == _content(sr) and len(_content(sr)) > 5
     assert served.StudyInstanceUID == sr.StudyInstanceUID
     assert served.PatientID == sr.PatientID
+
+    assert main(["run", str(fast_study), "--out", str(tmp_path / "flag"), "--sr"]) == 0
+    flagged = pydicom.dcmread(tmp_path / "flag" / folder.name / "sr.dcm")
+    assert _content(flagged) == _content(sr)
+    assert main(["run", str(fast_study), "--sr"]) == 2  # nowhere to write them
 
     plain = triage_path(runtime, fast_study, out=tmp_path / "plain")[0]
     assert plain.status is result.status
